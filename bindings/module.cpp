@@ -1,0 +1,12 @@
+// trix._C: the entry point. Each bind_*.cpp file binds one part of libtrix.
+#include "checks.h"
+
+namespace trix_py {
+void bind_core(nb::module_& m);
+}
+
+NB_MODULE(_C, m) {
+  m.doc() = "Low-level bindings over libtrix. Use the functions in the trix package instead.";
+  m.attr("__version__") = TRIX_VERSION;
+  trix_py::bind_core(m);
+}

@@ -1,0 +1,23 @@
+// Ternary matrix products. W is a packed [M, K] matrix (M outputs, K inputs), activations are
+// row-major and contiguous. Every function dispatches to the best kernel for this CPU
+// (trix/cpu.h); the scalar reference is the oracle for all of them.
+#pragma once
+#include <cstdint>
+
+#include "trix/pack.h"
+
+namespace trix {
+
+// y[n, m] = scale(m) * sum_k x[n, k] * W[m, k]            x: [N, K], y: [N, M]
+void matmul(const float* x, int64_t n, const TernaryView& w, float* y);
+
+// dx[n, k] = sum_m g[n, m] * scale(m) * W[m, k]          g: [N, M], dx: [N, K]  (the backward of matmul)
+void matmul_t(const float* g, int64_t n, const TernaryView& w, float* dx);
+
+// acc[n, m] = sum_k xq[n, k] * W[m, k], exact in int32    xq: [N, K], acc: [N, M]
+void matmul_i8_acc(const int8_t* xq, int64_t n, const TernaryView& w, int32_t* acc);
+
+// W1.58A8: y[n, m] = float(acc[n, m]) * xscale[n] * scale(m), in that order (bit-exact on every CPU).
+void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryView& w, float* y);
+
+}  // namespace trix

@@ -1,0 +1,150 @@
+#include "trix/format.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "trix/error.h"
+
+namespace trix {
+
+namespace {
+void put_u16(uint8_t* p, uint16_t v) { for (int i = 0; i < 2; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i)); }
+void put_u32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i)); }
+void put_u64(uint8_t* p, uint64_t v) { for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i)); }
+uint16_t get_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+uint32_t get_u32(const uint8_t* p) { uint32_t v = 0; for (int i = 3; i >= 0; --i) v = (v << 8) | p[i]; return v; }
+uint64_t get_u64(const uint8_t* p) { uint64_t v = 0; for (int i = 7; i >= 0; --i) v = (v << 8) | p[i]; return v; }
+
+void put_f32(uint8_t* p, float f) { uint32_t u; std::memcpy(&u, &f, 4); put_u32(p, u); }
+float get_f32(const uint8_t* p) { uint32_t u = get_u32(p); float f; std::memcpy(&f, &u, 4); return f; }
+
+constexpr uint64_t kMaxDim = uint64_t(1) << 40;  // a guard against absurd shapes in a corrupt header
+}  // namespace
+
+uint32_t crc32(const uint8_t* data, uint64_t n, uint32_t crc) {
+  static uint32_t table[256];
+  static const bool init = [] {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+    return true;
+  }();
+  (void)init;
+  crc = ~crc;
+  for (uint64_t i = 0; i < n; ++i) crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+uint64_t serialized_bytes(const TernaryView& v) {
+  return kHeaderBytes + static_cast<uint64_t>(v.rows * v.row_bytes()) + 4u * static_cast<uint64_t>(v.n_scales);
+}
+
+std::vector<uint8_t> serialize(const TernaryView& v) {
+  check_view(v, "serialize", "v");
+  std::vector<uint8_t> out(serialized_bytes(v), 0);
+  uint8_t* h = out.data();
+  const uint64_t data_bytes = static_cast<uint64_t>(v.rows * v.row_bytes());
+  std::memcpy(h, kFormatMagic, 8);
+  put_u16(h + 8, kFormatVersion);
+  put_u16(h + 10, kHeaderBytes);
+  put_u32(h + 12, kLayoutRowBlock128);
+  put_u64(h + 16, static_cast<uint64_t>(v.rows));
+  put_u64(h + 24, static_cast<uint64_t>(v.cols));
+  put_u32(h + 32, static_cast<uint32_t>(kBlockWeights));
+  put_u32(h + 36, static_cast<uint32_t>(v.row_bytes()));
+  put_u64(h + 40, static_cast<uint64_t>(v.n_scales));
+  put_u64(h + 48, data_bytes);
+  if (data_bytes) std::memcpy(h + kHeaderBytes, v.data, data_bytes);
+  for (int64_t i = 0; i < v.n_scales; ++i) put_f32(h + kHeaderBytes + data_bytes + 4 * i, v.scales[i]);
+  const uint32_t crc = crc32(h + kHeaderBytes, out.size() - kHeaderBytes);
+  put_u32(h + 56, crc);
+  put_u32(h + 60, crc32(h, 60));
+  return out;
+}
+
+PackedTernary deserialize(const uint8_t* bytes, uint64_t n) {
+  if (n < kHeaderBytes)
+    throw FormatError(detail::concat("deserialize: truncated header: ", n, " bytes, expected at least ", kHeaderBytes));
+  if (std::memcmp(bytes, kFormatMagic, 8) != 0)
+    throw FormatError("deserialize: bad magic: not a TriX packed tensor (expected \"TRIXTERN\")");
+  if (get_u32(bytes + 60) != crc32(bytes, 60)) throw FormatError("deserialize: header checksum mismatch (corrupt header)");
+  const uint16_t version = get_u16(bytes + 8);
+  if (version != kFormatVersion)
+    throw FormatError(detail::concat("deserialize: unsupported format version ", version, ", this build reads ", kFormatVersion));
+  if (get_u16(bytes + 10) != kHeaderBytes) throw FormatError("deserialize: unexpected header size");
+  if (get_u32(bytes + 12) != kLayoutRowBlock128)
+    throw FormatError(detail::concat("deserialize: unknown layout ", get_u32(bytes + 12)));
+  const uint64_t rows = get_u64(bytes + 16), cols = get_u64(bytes + 24);
+  if (rows > kMaxDim || cols > kMaxDim) throw FormatError("deserialize: implausible shape in header");
+  if (get_u32(bytes + 32) != kBlockWeights || get_u32(bytes + 36) != packed_row_bytes(static_cast<int64_t>(cols)))
+    throw FormatError("deserialize: block size or row stride does not match the shape");
+  const uint64_t n_scales = get_u64(bytes + 40), data_bytes = get_u64(bytes + 48);
+  if (n_scales != 0 && n_scales != 1 && n_scales != rows)
+    throw FormatError(detail::concat("deserialize: scale count ", n_scales, " is neither 0, 1 nor rows (", rows, ")"));
+  if (data_bytes != rows * static_cast<uint64_t>(packed_row_bytes(static_cast<int64_t>(cols))))
+    throw FormatError("deserialize: data size does not match the shape");
+  const uint64_t expect = kHeaderBytes + data_bytes + 4 * n_scales;
+  if (n != expect)
+    throw FormatError(detail::concat("deserialize: size ", n, " bytes, header says ", expect, n < expect ? " (truncated)" : " (trailing bytes)"));
+  if (get_u32(bytes + 56) != crc32(bytes + kHeaderBytes, n - kHeaderBytes))
+    throw FormatError("deserialize: payload checksum mismatch (corrupt data)");
+  PackedTernary out;
+  out.rows = static_cast<int64_t>(rows);
+  out.cols = static_cast<int64_t>(cols);
+  out.data.assign(bytes + kHeaderBytes, bytes + kHeaderBytes + data_bytes);
+  out.scales.resize(n_scales);
+  for (uint64_t i = 0; i < n_scales; ++i) out.scales[i] = get_f32(bytes + kHeaderBytes + data_bytes + 4 * i);
+  // Validate every code (no 11, zero padding) so a loaded tensor is always well-formed.
+  std::vector<int8_t> scratch(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < out.rows; ++r) unpack_int8(out.data.data() + r * out.view().row_bytes(), 1, out.cols, scratch.data());
+  return out;
+}
+
+void write_file_atomic(const std::string& path, const uint8_t* data, uint64_t n) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw std::runtime_error("cannot open '" + tmp + "' for writing");
+    f.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n));
+    f.flush();
+    if (!f) {
+      std::remove(tmp.c_str());
+      throw std::runtime_error("failed writing '" + tmp + "'");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot rename '" + tmp + "' to '" + path + "'");
+  }
+}
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) throw std::runtime_error("cannot open '" + path + "' for reading");
+  const std::streamsize size = f.tellg();
+  f.seekg(0);
+  std::vector<uint8_t> buf(static_cast<size_t>(size));
+  if (size > 0 && !f.read(reinterpret_cast<char*>(buf.data()), size))
+    throw std::runtime_error("failed reading '" + path + "'");
+  return buf;
+}
+
+void save_packed(const std::string& path, const TernaryView& v) {
+  const std::vector<uint8_t> bytes = serialize(v);
+  write_file_atomic(path, bytes.data(), bytes.size());
+}
+
+PackedTernary load_packed(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_file(path);
+  try {
+    return deserialize(bytes.data(), bytes.size());
+  } catch (const FormatError& e) {
+    throw FormatError(std::string(e.what()) + " in '" + path + "'");
+  }
+}
+
+}  // namespace trix

@@ -1,0 +1,66 @@
+// The scalar reference: plain loops over decoded weights. It is the oracle every SIMD kernel is
+// tested against, and the fallback on any CPU.
+#include "kernels/kernels.h"
+#include "trix/pack.h"
+
+namespace trix::kernels {
+namespace {
+
+void gemm_f32(const float* x, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1, float* y,
+              int64_t ldy) {
+  const int64_t rb = packed_row_bytes(k);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x + i * k;
+    for (int64_t m = m0; m < m1; ++m) {
+      const uint8_t* row = w + m * rb;
+      float acc = 0.0f;
+      for (int64_t c = 0; c < k; ++c) {
+        const int q = weight_at(row, c);
+        if (q > 0) acc += xi[c];
+        else if (q < 0) acc -= xi[c];
+      }
+      y[i * ldy + (m - m0)] = acc;
+    }
+  }
+}
+
+void gemm_t_f32(const float* g, int64_t n, int64_t mrows, const uint8_t* w, int64_t k, int64_t c0,
+                int64_t c1, float* dx) {
+  const int64_t rb = packed_row_bytes(k);
+  for (int64_t i = 0; i < n; ++i) {
+    float* dxi = dx + i * k;
+    for (int64_t c = c0; c < c1; ++c) dxi[c] = 0.0f;
+    for (int64_t m = 0; m < mrows; ++m) {
+      const float gm = g[i * mrows + m];
+      const uint8_t* row = w + m * rb;
+      for (int64_t c = c0; c < c1; ++c) {
+        const int q = weight_at(row, c);
+        if (q > 0) dxi[c] += gm;
+        else if (q < 0) dxi[c] -= gm;
+      }
+    }
+  }
+}
+
+void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
+             int32_t* acc, int64_t ldy) {
+  const int64_t rb = packed_row_bytes(k);
+  for (int64_t i = 0; i < n; ++i) {
+    const int8_t* xi = xq + i * k;
+    for (int64_t m = m0; m < m1; ++m) {
+      const uint8_t* row = w + m * rb;
+      int32_t s = 0;
+      for (int64_t c = 0; c < k; ++c) s += weight_at(row, c) * static_cast<int32_t>(xi[c]);
+      acc[i * ldy + (m - m0)] = s;
+    }
+  }
+}
+
+}  // namespace
+
+const Kernels& scalar() {
+  static const Kernels k{"scalar", gemm_f32, gemm_t_f32, gemm_i8};
+  return k;
+}
+
+}  // namespace trix::kernels

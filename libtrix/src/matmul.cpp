@@ -1,0 +1,53 @@
+#include "trix/matmul.h"
+
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "trix/error.h"
+
+namespace trix {
+
+void matmul(const float* x, int64_t n, const TernaryView& w, float* y) {
+  check_view(w, "matmul", "w");
+  TRIX_CHECK_ARG(n >= 0, "matmul", "x", "must have a non-negative row count, got ", n);
+  if (n == 0 || w.rows == 0) return;
+  kernels::active().gemm_f32(x, n, w.cols, w.data, 0, w.rows, y, w.rows);
+  if (w.n_scales == 0) return;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t m = 0; m < w.rows; ++m) y[i * w.rows + m] *= w.scale(m);
+}
+
+void matmul_t(const float* g, int64_t n, const TernaryView& w, float* dx) {
+  check_view(w, "matmul_t", "w");
+  TRIX_CHECK_ARG(n >= 0, "matmul_t", "g", "must have a non-negative row count, got ", n);
+  if (n == 0 || w.cols == 0) return;
+  const float* gs = g;
+  std::vector<float> scaled;
+  if (w.n_scales != 0) {
+    scaled.resize(static_cast<size_t>(n * w.rows));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t m = 0; m < w.rows; ++m) scaled[i * w.rows + m] = g[i * w.rows + m] * w.scale(m);
+    gs = scaled.data();
+  }
+  kernels::active().gemm_t_f32(gs, n, w.rows, w.data, w.cols, 0, w.cols, dx);
+}
+
+void matmul_i8_acc(const int8_t* xq, int64_t n, const TernaryView& w, int32_t* acc) {
+  check_view(w, "matmul_i8_acc", "w");
+  TRIX_CHECK_ARG(n >= 0, "matmul_i8_acc", "xq", "must have a non-negative row count, got ", n);
+  if (n == 0 || w.rows == 0) return;
+  kernels::active().gemm_i8(xq, n, w.cols, w.data, 0, w.rows, acc, w.rows);
+}
+
+void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryView& w, float* y) {
+  check_view(w, "matmul_i8", "w");
+  TRIX_CHECK_ARG(n >= 0, "matmul_i8", "xq", "must have a non-negative row count, got ", n);
+  if (n == 0 || w.rows == 0) return;
+  std::vector<int32_t> acc(static_cast<size_t>(n * w.rows));
+  kernels::active().gemm_i8(xq, n, w.cols, w.data, 0, w.rows, acc.data(), w.rows);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t m = 0; m < w.rows; ++m)
+      y[i * w.rows + m] = static_cast<float>(acc[i * w.rows + m]) * xscale[i] * w.scale(m);
+}
+
+}  // namespace trix

@@ -1,0 +1,33 @@
+"""TriX: ternary {-1, 0, +1} networks with 2-bit packed weights and parameter-free tile routing.
+
+The compiled core (libtrix, through ``trix._C``) does the packing and the arithmetic; this package
+adds a functional API over numpy arrays and torch CPU tensors (``trix.ops``), and PyTorch modules.
+Importing ``trix`` loads neither torch nor matplotlib; they load on first use.
+"""
+from ._C import __version__, FormatError
+from .ops import (
+    PackedTernary,
+    pack,
+    pack_int8,
+    unpack,
+    quantize_activations,
+    matmul,
+    matmul_t,
+    matmul_i8,
+    matmul_i8_acc,
+    tiled_ffn,
+    tile_signatures,
+    route_scores,
+    top_k,
+    route,
+    save,
+    load,
+    from_prototype,
+    to_prototype,
+)
+
+__all__ = [
+    "__version__", "FormatError", "PackedTernary", "pack", "pack_int8", "unpack", "quantize_activations",
+    "matmul", "matmul_t", "matmul_i8", "matmul_i8_acc", "tiled_ffn", "tile_signatures", "route_scores",
+    "top_k", "route", "save", "load", "from_prototype", "to_prototype",
+]

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m trix bench` (kernels), `--memory` (the signature memory), `--train` (modules)."""
