@@ -1,0 +1,227 @@
+"""torch.autograd Functions whose forward and input gradient run in libtrix.
+
+- `ternary_linear(x, w, cfg)`: y = x @ (gamma q)^T. On CPU float32: forward trix.matmul, input gradient
+  trix.matmul_t (the transposed product of the same packed matrix), weight gradient by the STE in torch.
+- `tiled_ffn(x, up, down, tiles, tile_idx, gates)`: y[i] = sum_j gate[i,j] down_t(act(up_t(x[i]))).
+  On CPU float32: forward trix.tiled_ffn (rows grouped by tile, pre-activations kept for the backward),
+  input gradient by per-tile trix.matmul_t on row slices of the same packed matrices, weight gradient
+  by the STE in torch, one small matmul per routed tile. Tiles no input was routed to do no work and
+  get an exactly zero gradient.
+
+Everywhere else (float64, CUDA) the same functions run on torch ops (`*_reference`), which is also
+what gradcheck verifies. Both paths compute the same function: equal up to float32 summation order.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from . import ops
+from .quant import QuantConfig, ternary_codes, ternary_ste
+
+ACTIVATIONS = ("identity", "relu", "gelu", "silu")
+
+
+def use_libtrix(*tensors: torch.Tensor) -> bool:
+    """True when libtrix serves these tensors: all on CPU in float32."""
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+
+
+def pack_weight(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> ops.PackedTernary:
+    """Pack the ternary codes of latent w [M, K] (torch CPU) with the scale(s) of the same rule."""
+    q, s = ternary_codes(w.detach().float().cpu(), cfg)
+    return ops.pack_int8(q.to(torch.int8).contiguous(), s.float().contiguous())
+
+
+def activate(a: str, v: torch.Tensor) -> torch.Tensor:
+    """act(v) as libtrix computes it (gelu: the exact erf form)."""
+    if a == "relu":
+        return F.relu(v)
+    if a == "gelu":
+        return F.gelu(v)
+    if a == "silu":
+        return F.silu(v)
+    if a == "identity":
+        return v
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {a!r}")
+
+
+def activate_grad(a: str, v: torch.Tensor) -> torch.Tensor:
+    """d act / dv at v."""
+    if a == "relu":
+        return (v > 0).to(v.dtype)
+    if a == "gelu":
+        return 0.5 * (1.0 + torch.erf(v * (1.0 / math.sqrt(2.0)))) + v * torch.exp(-0.5 * v * v) / math.sqrt(2 * math.pi)
+    if a == "silu":
+        s = torch.sigmoid(v)
+        return s * (1.0 + v * (1.0 - s))
+    if a == "identity":
+        return torch.ones_like(v)
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {a!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Ternary linear
+
+
+class _TernaryLinearFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, packed: ops.PackedTernary) -> torch.Tensor:
+        ctx.packed = packed
+        ctx.save_for_backward(x)
+        return ops.matmul(x.contiguous(), packed)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        g = g.contiguous()
+        dx = ops.matmul_t(g, ctx.packed) if ctx.needs_input_grad[0] else None
+        dw = g.t() @ x if ctx.needs_input_grad[1] else None  # STE: the gradient of the effective weight
+        return dx, dw, None
+
+
+def ternary_linear_reference(x: torch.Tensor, w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> torch.Tensor:
+    """x [N, K] @ ternary_ste(w [M, K])^T on torch ops (any dtype/device)."""
+    return x @ ternary_ste(w, cfg).t()
+
+
+def ternary_linear(x: torch.Tensor, w: torch.Tensor, cfg: QuantConfig = QuantConfig(),
+                   packed: Optional[ops.PackedTernary] = None) -> torch.Tensor:
+    """y [N, M] = x [N, K] @ (scale * q(w))^T; libtrix on CPU float32, torch otherwise.
+    packed: the already packed codes of w under cfg (skips re-packing)."""
+    if x.dim() != 2 or w.dim() != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"ternary_linear: arguments 'x' [N, K] and 'w' [M, K] must agree, got "
+                         f"{list(x.shape)} and {list(w.shape)}")
+    if not use_libtrix(x, w):
+        return ternary_linear_reference(x, w, cfg)
+    return _TernaryLinearFn.apply(x, w, packed if packed is not None else pack_weight(w, cfg))
+
+
+# --------------------------------------------------------------------------------------------------
+# Tiled FFN
+
+
+def _check_ffn(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, tiles: int, tile_idx: torch.Tensor,
+               gates: Optional[torch.Tensor]) -> Tuple[int, int, int, int]:
+    n, d = x.shape
+    if up.dim() != 2 or up.shape[1] != d or up.shape[0] % tiles:
+        raise ValueError(f"tiled_ffn: argument 'up' must be [tiles*h, d] = [{tiles}*h, {d}], got {list(up.shape)}")
+    h = up.shape[0] // tiles
+    if tuple(down.shape) != (tiles * d, h):
+        raise ValueError(f"tiled_ffn: argument 'down' must be [tiles*d, h] = {[tiles * d, h]}, got {list(down.shape)}")
+    if tile_idx.dim() != 2 or tile_idx.shape[0] != n:
+        raise ValueError(f"tiled_ffn: argument 'tile_idx' must be [N, k] with N = {n}, got {list(tile_idx.shape)}")
+    if gates is not None and tuple(gates.shape) != tuple(tile_idx.shape):
+        raise ValueError(f"tiled_ffn: argument 'gates' must have the shape of tile_idx {list(tile_idx.shape)}, "
+                         f"got {list(gates.shape)}")
+    return n, d, h, tile_idx.shape[1]
+
+
+def _group(tile_idx: torch.Tensor, tiles: int):
+    """Slots (row * k + slot) sorted by tile, and per-tile counts (unused slots, -1, dropped)."""
+    flat = tile_idx.reshape(-1).long()
+    valid = torch.nonzero(flat >= 0).squeeze(1)
+    order = valid[torch.argsort(flat[valid], stable=True)]
+    counts = torch.bincount(flat[valid], minlength=tiles)
+    return order, counts.tolist()
+
+
+def tiled_ffn_reference(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, tiles: int,
+                        tile_idx: torch.Tensor, gates: Optional[torch.Tensor] = None, activation: str = "relu",
+                        cfg: QuantConfig = QuantConfig()) -> torch.Tensor:
+    """The tiled FFN on torch ops, differentiable (STE on the weights). Shapes as `tiled_ffn`."""
+    n, d, h, k = _check_ffn(x, up, down, tiles, tile_idx, gates)
+    upq, downq = ternary_ste(up, cfg), ternary_ste(down, cfg)
+    order, counts = _group(tile_idx, tiles)
+    y = x.new_zeros(n, d)
+    start = 0
+    for t, c in enumerate(counts):
+        if c == 0:
+            continue
+        slots = order[start:start + c]
+        start += c
+        rows = slots // k
+        a = activate(activation, x[rows] @ upq[t * h:(t + 1) * h].t())
+        z = a @ downq[t * d:(t + 1) * d].t()
+        if gates is not None:
+            z = z * gates.reshape(-1)[slots][:, None]
+        y = y.index_add(0, rows, z)
+    return y
+
+
+class _TiledFFNFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, up, down, gates, tile_idx, pup, pdown, tiles, activation, h):
+        n, d = x.shape
+        k = tile_idx.shape[1]
+        hidden_pre = torch.empty(n, k, h, dtype=torch.float32)
+        idx32 = tile_idx.to(torch.int32).contiguous()
+        g32 = None if gates is None else gates.detach().contiguous()
+        y = ops.tiled_ffn(x.detach().contiguous(), pup, pdown, tiles, idx32, g32, activation, hidden_pre=hidden_pre)
+        ctx.save_for_backward(x, hidden_pre, tile_idx, gates if gates is not None else torch.empty(0))
+        ctx.meta = (pup, pdown, tiles, activation, h, gates is not None)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, hidden_pre, tile_idx, gates = ctx.saved_tensors
+        pup, pdown, tiles, activation, h, has_gates = ctx.meta
+        n, d = x.shape
+        k = tile_idx.shape[1]
+        gy = gy.contiguous()
+        order, counts = _group(tile_idx, tiles)
+        hp = hidden_pre.reshape(n * k, h)
+        gflat = gates.reshape(-1) if has_gates else None
+        dx = torch.zeros_like(x)
+        dup = torch.zeros(tiles * h, d, dtype=x.dtype)
+        ddown = torch.zeros(tiles * d, h, dtype=x.dtype)
+        dgate = torch.zeros(n * k, dtype=x.dtype) if has_gates else None
+        up_rb, down_rb = pup.data, pdown.data
+        start = 0
+        for t, c in enumerate(counts):
+            if c == 0:
+                continue  # an unrouted tile: no work, zero gradient
+            slots = order[start:start + c]
+            start += c
+            rows = slots // k
+            gt = gy.index_select(0, rows)
+            # Row slices of the packed matrices are tile t's own [d, h] and [h, d] packed matrices.
+            down_t = ops.PackedTernary(down_rb[t * d:(t + 1) * d], pdown.cols, pdown.scales)
+            up_t = ops.PackedTernary(up_rb[t * h:(t + 1) * h], pup.cols, pup.scales)
+            dh = ops.matmul_t(gt, down_t)  # [c, h] = gy @ W_down_t
+            pre = hp.index_select(0, slots)
+            a = activate(activation, pre)
+            if has_gates:
+                gv = gflat.index_select(0, slots)[:, None]
+                dgate[slots] = (dh * a).sum(1)
+                dh = dh * gv
+                gt = gt * gv
+            dpre = (dh * activate_grad(activation, pre)).contiguous()
+            if ctx.needs_input_grad[0]:
+                dx.index_add_(0, rows, ops.matmul_t(dpre, up_t))
+            if ctx.needs_input_grad[1]:
+                dup[t * h:(t + 1) * h] = dpre.t() @ x.index_select(0, rows)
+            if ctx.needs_input_grad[2]:
+                ddown[t * d:(t + 1) * d] = gt.t() @ a
+        dg = dgate.reshape(n, k) if has_gates and ctx.needs_input_grad[3] else None
+        return dx, dup, ddown, dg, None, None, None, None, None, None
+
+
+def tiled_ffn(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, tiles: int, tile_idx: torch.Tensor,
+              gates: Optional[torch.Tensor] = None, activation: str = "relu", cfg: QuantConfig = QuantConfig(),
+              packed: Optional[Tuple[ops.PackedTernary, ops.PackedTernary]] = None) -> torch.Tensor:
+    """The tiled FFN with STE weights. x [N, d]; up [T*h, d]; down [T*d, h] (tile t = rows t*d..t*d+d-1,
+    libtrix's layout); tile_idx [N, k] (int, -1 = unused slot); gates [N, k] or None (all 1).
+    Returns y [N, d]. packed: (up, down) already packed under cfg (skips re-packing)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"tiled_ffn: argument 'activation' must be one of {ACTIVATIONS}, got {activation!r}")
+    n, d, h, k = _check_ffn(x, up, down, tiles, tile_idx, gates)
+    if cfg.per_row:
+        raise ValueError("tiled_ffn: argument 'cfg' must have per_row=False (one scale per projection)")
+    if not use_libtrix(x, up, down) or (gates is not None and not use_libtrix(gates)):
+        return tiled_ffn_reference(x, up, down, tiles, tile_idx, gates, activation, cfg)
+    pup, pdown = packed if packed is not None else (pack_weight(up, cfg), pack_weight(down, cfg))
+    return _TiledFFNFn.apply(x, up, down, gates, tile_idx, pup, pdown, tiles, activation, h)

@@ -1,0 +1,286 @@
+"""Tiled ternary FFNs with emergent routing: TriXFFN (Option A or B) and SparseTriXFFN (Option B).
+
+Weights: up [T*h, d] and down [T*d, h] (tile t = rows t*d .. t*d+d-1; libtrix's layout), latent
+float, ternary by the STE (trix.quant). A tile's signature is sign(sum of its h ternary up rows).
+Emergent routing scores the L2-normalised input against the signatures and takes the argmax
+(ties to the lower tile). Only routed tiles compute, and only they receive gradient.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import ops
+from ..autograd import ACTIVATIONS, pack_weight, tiled_ffn, use_libtrix
+from ..quant import QuantConfig, ternary_codes, ternary_ste_codes
+from .routing import (INFERENCE_OVERRIDES, ROUTING_METHODS, RoutingInfo, Telemetry, signature_similarity,
+                      switch_balance_loss)
+
+TRAIN_MODES = ("sparse", "dense")
+
+
+def _choice(func: str, name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{func}: argument '{name}' must be one of {tuple(allowed)}, got {value!r}")
+
+
+def normalize_rows(x: torch.Tensor) -> torch.Tensor:
+    """x / ||x||_2 per row (0 rows stay 0): the routing input, the same in every path."""
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def select_top(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices [N, k] of the k largest scores per row, best first, ties to the lower index
+    (libtrix's top_k rule)."""
+    if use_libtrix(scores):
+        idx, _ = ops.top_k(scores.detach().contiguous(), k)
+        return idx.long()
+    # A stable descending sort keeps equal scores in index order.
+    return torch.sort(scores.detach(), dim=1, descending=True, stable=True).indices[:, :k]
+
+
+class TriXFFN(nn.Module):
+    """The tiled FFN with emergent (or another) routing.
+
+    d_model: d; tiles: T; expansion: total hidden width expansion*d split into T tiles of h each;
+    train_mode: "sparse" (train and infer with the routed tile(s)) or "dense" (Option A: train all
+    tiles with gate 1; infer with all, or with one via set_inference_routing); routing: one of
+    ROUTING_METHODS; top_k: tiles per input; vocab_size: needed for routing="hash".
+    balance_coef / diversity_coef: weights of the Switch balance loss and the signature diversity
+    loss (0 switches them off; the aux dict keeps the keys). ema_decay > 0: route by the sign of an
+    EMA of the signatures. bias_rate > 0: aux-loss-free balancing bias, used only to select.
+
+    forward(x [..., d], token_ids [...] or None) -> (y [..., d], RoutingInfo, aux dict of scalars).
+    """
+
+    residual = False  # the block adds the residual around this module
+
+    def __init__(self, d_model: int, tiles: int = 4, expansion: int = 4, activation: str = "relu",
+                 train_mode: str = "sparse", routing: str = "emergent", top_k: int = 1, vocab_size: int = 0,
+                 balance_coef: float = 0.0, diversity_coef: float = 0.0, ema_decay: float = 0.0,
+                 bias_rate: float = 0.0, temperature: float = 1.0, quant: QuantConfig = QuantConfig(),
+                 init_std: float = 0.02, seed: int = 0) -> None:
+        super().__init__()
+        name = type(self).__name__
+        _choice(name, "train_mode", train_mode, TRAIN_MODES)
+        _choice(name, "routing", routing, ROUTING_METHODS)
+        _choice(name, "activation", activation, ACTIVATIONS)
+        if tiles < 1 or (expansion * d_model) % tiles:
+            raise ValueError(f"{name}: argument 'tiles' must divide expansion*d_model = {expansion * d_model}, "
+                             f"got {tiles}")
+        if not 1 <= top_k <= tiles:
+            raise ValueError(f"{name}: argument 'top_k' must be in [1, tiles={tiles}], got {top_k}")
+        if routing == "hash" and vocab_size < 1:
+            raise ValueError(f"{name}: argument 'vocab_size' must be >= 1 for routing='hash', got {vocab_size}")
+        if quant.per_row:
+            raise ValueError(f"{name}: argument 'quant' must have per_row=False")
+        self.d_model, self.tiles, self.hidden = d_model, tiles, expansion * d_model // tiles
+        self.activation, self.train_mode, self.routing, self.top_k = activation, train_mode, routing, top_k
+        self.balance_coef, self.diversity_coef = balance_coef, diversity_coef
+        self.ema_decay, self.bias_rate, self.temperature, self.quant = ema_decay, bias_rate, temperature, quant
+        self.inference_routing: Optional[str] = None
+        g = torch.Generator().manual_seed(seed)
+        h, d, t = self.hidden, d_model, tiles
+        self.up = nn.Parameter(torch.randn(t * h, d, generator=g) * init_std)
+        self.down = nn.Parameter(torch.randn(t * d, h, generator=g) * init_std)
+        self.gate = nn.Linear(d, t, bias=False) if routing == "learned" else None
+        self.register_buffer("ema_signatures", torch.zeros(t, d))
+        self.register_buffer("ema_ready", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("select_bias", torch.zeros(t))
+        if routing == "hash":  # Hash Layers: a fixed balanced random assignment of token ids to tiles
+            perm = torch.randperm(vocab_size, generator=torch.Generator().manual_seed(seed + 1))
+            self.register_buffer("hash_table", perm % t)
+        self._packed: Optional[Tuple[ops.PackedTernary, ops.PackedTernary, torch.Tensor]] = None
+        self._telemetry = Telemetry(t)
+
+    # ---------------------------------------------------------------- signatures
+    def signatures(self) -> torch.Tensor:
+        """The tiles' current ternary signatures [T, d] (float, values in {-1, 0, 1})."""
+        q, _ = ternary_codes(self.up.detach(), self.quant)
+        return torch.sign(q.view(self.tiles, self.hidden, self.d_model).sum(1))
+
+    def routing_signatures(self) -> torch.Tensor:
+        """The signatures routing uses [T, d]: the tiles' own, or the sign of their EMA."""
+        if self.ema_decay > 0 and bool(self.ema_ready):
+            return torch.sign(self.ema_signatures)
+        return self.signatures()
+
+    def signatures_ste(self) -> torch.Tensor:
+        """Signatures [T, d] whose value is the hard sign and whose gradient reaches the up weights
+        (d/dW of the mean of the tile's ternary rows, each by the STE)."""
+        q = ternary_ste_codes(self.up, self.quant).view(self.tiles, self.hidden, self.d_model)
+        soft = q.sum(1) / math.sqrt(self.hidden)
+        return soft + (torch.sign(q.detach().sum(1)) - soft).detach()
+
+    # ---------------------------------------------------------------- packing
+    def pack(self) -> "TriXFFN":
+        """Cache the packed weights and routing signatures; eval forward then runs only libtrix products."""
+        if self.training:
+            raise RuntimeError(f"{type(self).__name__}.pack: call model.eval() first (packed inference has no gradient)")
+        sig = self.routing_signatures().to(torch.int8).cpu().contiguous()
+        self._packed = (pack_weight(self.up, self.quant), pack_weight(self.down, self.quant), sig)
+        return self
+
+    def unpack(self) -> "TriXFFN":
+        self._packed = None
+        return self
+
+    @property
+    def packed(self) -> bool:
+        return self._packed is not None
+
+    def train(self, mode: bool = True) -> "TriXFFN":
+        if mode and self._packed is not None:
+            self._packed = None  # weights are about to change; the cache would be stale
+        return super().train(mode)
+
+    # ---------------------------------------------------------------- routing
+    def _scores(self, xn: torch.Tensor, sig: torch.Tensor, packed_sig: Optional[ops.PackedTernary]) -> torch.Tensor:
+        """Routing scores [N, T] = xn . sig^T: libtrix on CPU float32 (also when packed), else torch."""
+        if use_libtrix(xn):
+            psig = packed_sig if packed_sig is not None else ops.pack_int8(sig.to(torch.int8).cpu().contiguous())
+            return ops.route_scores(xn.detach().contiguous(), psig)
+        return xn.detach() @ sig.to(xn.dtype).t()
+
+    def _mode(self) -> str:
+        """The routing in effect for this call."""
+        if not self.training and self.inference_routing is not None:
+            return self.inference_routing
+        if self.train_mode == "dense":
+            return "dense"
+        return self.routing
+
+    def _route(self, x: torch.Tensor, token_ids: Optional[torch.Tensor]):
+        """-> (tile_idx [N, k], gates [N, k] or None, scores [N, T] or None, cluster, probs [N, T] or None)."""
+        n, t = x.shape[0], self.tiles
+        mode = self._mode()
+        xn = normalize_rows(x)
+        psig = None
+        if self._packed is not None:
+            psig = ops.pack_int8(self._packed[2])
+            sig = self._packed[2].float()
+        else:
+            sig = self.routing_signatures()
+        scores = self._scores(xn, sig, psig) if self.routing in ("emergent",) or mode == "emergent" else None
+        probs, gates = None, None
+        if mode == "dense":
+            tile = torch.arange(t, device=x.device).expand(n, t)
+        elif mode == "first":
+            tile = torch.zeros(n, 1, dtype=torch.long, device=x.device)
+        elif mode == "random":
+            tile = torch.randint(0, t, (n, self.top_k), device=x.device)
+        elif mode == "hash":
+            if token_ids is None:
+                raise ValueError(f"{type(self).__name__}.forward: argument 'token_ids' is required for routing='hash'")
+            tile = self.hash_table[token_ids.reshape(-1)][:, None]
+        elif mode == "learned":
+            logits = self.gate(x)
+            probs = F.softmax(logits.float(), dim=-1).to(x.dtype)
+            scores = logits.detach()
+            tile = select_top(probs.detach() + self.select_bias.to(probs.dtype), self.top_k)
+            gates = probs.gather(1, tile)
+            if self.top_k > 1:
+                gates = gates / gates.sum(1, keepdim=True)
+        else:  # emergent
+            sel = scores + self.select_bias.to(scores.dtype) if self.bias_rate > 0 else scores
+            tile = select_top(sel, self.top_k)
+        return tile, gates, scores, None, probs, xn
+
+    def _probs(self, xn: torch.Tensor) -> torch.Tensor:
+        """Differentiable router probabilities [N, T] for the balance loss: a softmax over scores
+        against STE signatures, so its gradient reaches the tile weights."""
+        return F.softmax(xn.detach() @ self.signatures_ste().to(xn.dtype).t() / self.temperature, dim=-1)
+
+    # ---------------------------------------------------------------- forward
+    def _pre(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def _post(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+    def _extra_aux(self, aux: Dict[str, torch.Tensor], xn: torch.Tensor, tile: torch.Tensor,
+                   cluster: Optional[torch.Tensor]) -> None:
+        pass
+
+    def forward(self, x: torch.Tensor, token_ids: Optional[torch.Tensor] = None):
+        if x.shape[-1] != self.d_model:
+            raise ValueError(f"{type(self).__name__}.forward: argument 'x' must have last dim {self.d_model}, "
+                             f"got shape {list(x.shape)}")
+        if self._packed is not None and self.training:
+            raise RuntimeError(f"{type(self).__name__}: packed modules run in eval mode only; call unpack()")
+        shape = x.shape
+        x2 = x.reshape(-1, self.d_model)
+        tok = None if token_ids is None else token_ids.reshape(-1)
+        hin = self._pre(x2)
+        tile, gates, scores, cluster, probs, xn = self._route(hin, tok)
+        packed = None if self._packed is None else self._packed[:2]
+        y = tiled_ffn(hin, self.up, self.down, self.tiles, tile, gates, self.activation, self.quant, packed)
+        y = self._post(x2, y)
+        counts = torch.bincount(tile[tile >= 0].reshape(-1), minlength=self.tiles)
+        aux = self._aux(hin, xn, tile, probs, cluster)
+        if self.training:
+            self._update_selection_state(counts)
+        self._telemetry.record(counts, hin, tok)
+        return y.reshape(shape), RoutingInfo(tile, cluster, scores, counts), aux
+
+    def _aux(self, hin, xn, tile, probs, cluster) -> Dict[str, torch.Tensor]:
+        zero = hin.new_zeros(())
+        aux = {"balance": zero, "diversity": zero}
+        if self._packed is not None or self.tiles < 2:
+            return aux
+        if self.balance_coef > 0 and self.routing in ("emergent", "learned") and self._mode() != "dense":
+            p = probs if probs is not None else self._probs(xn)
+            aux["balance"] = self.balance_coef * switch_balance_loss(p, tile, self.tiles)
+        if self.diversity_coef > 0 and self.routing == "emergent":
+            aux["diversity"] = self.diversity_coef * signature_similarity(self.signatures_ste())
+        self._extra_aux(aux, xn, tile, cluster)
+        return aux
+
+    @torch.no_grad()
+    def _update_selection_state(self, counts: torch.Tensor) -> None:
+        if self.ema_decay > 0:
+            sig = self.signatures().to(self.ema_signatures.dtype)
+            if not bool(self.ema_ready):
+                self.ema_signatures.copy_(sig)
+                self.ema_ready.fill_(True)
+            else:
+                self.ema_signatures.mul_(self.ema_decay).add_(sig, alpha=1 - self.ema_decay)
+        if self.bias_rate > 0:  # aux-loss-free balancing: raise under-used tiles, lower over-used ones
+            c = counts.to(self.select_bias.dtype)
+            self.select_bias.add_(self.bias_rate * torch.sign(c.mean() - c))
+
+    # ---------------------------------------------------------------- telemetry
+    @torch.no_grad()
+    def _top1(self, x: torch.Tensor, tokens: Optional[torch.Tensor]) -> torch.Tensor:
+        tile = self._route(x, tokens)[0] if self._mode() not in ("random",) else None
+        return tile[:, 0] if tile is not None else torch.zeros(x.shape[0], dtype=torch.long)
+
+    def telemetry(self) -> Dict[str, object]:
+        """Routing statistics since the last call: usage [T], entropy, dead_tiles, signature_diversity,
+        churn (None at the first call)."""
+        return self._telemetry.report(self._top1, self.routing_signatures())
+
+    def routing_parameters(self) -> int:
+        """Parameters that exist only to route (0 for emergent routing)."""
+        return sum(p.numel() for p in self.gate.parameters()) if self.gate is not None else 0
+
+    def extra_repr(self) -> str:
+        return (f"d_model={self.d_model}, tiles={self.tiles}, hidden={self.hidden}, routing={self.routing}, "
+                f"train_mode={self.train_mode}, top_k={self.top_k}, activation={self.activation}")
+
+
+class SparseTriXFFN(TriXFFN):
+    """Option B: trains and infers with the routed tile(s) only (top-1 or top-k), with a Switch-style
+    balance loss and a signature diversity loss on by default, optional EMA signatures and an optional
+    aux-loss-free balancing bias. Arguments as TriXFFN (train_mode is always "sparse")."""
+
+    def __init__(self, d_model: int, tiles: int = 4, expansion: int = 4, balance_coef: float = 0.01,
+                 diversity_coef: float = 0.01, **kw) -> None:
+        if kw.get("train_mode", "sparse") != "sparse":
+            raise ValueError(f"SparseTriXFFN: argument 'train_mode' must be 'sparse', got {kw['train_mode']!r}")
+        kw["train_mode"] = "sparse"
+        super().__init__(d_model, tiles, expansion, balance_coef=balance_coef, diversity_coef=diversity_coef, **kw)

@@ -1,0 +1,117 @@
+"""HierarchicalTriXFFN: tiles grouped into clusters; route to the top-p clusters, then the best tile.
+
+Clusters come from balanced k-means over the tiles' ternary signatures with a fixed seed
+(trix.memory.balanced_kmeans, in libtrix). A cluster's signature is the sign of the sum of its
+member tiles' signatures, recomputed from the weights at every call; the membership is rebuilt every
+`rebuild_every` training calls and saved in the state_dict (buffer `cluster_of`). The module owns
+its residual: y = x + scale * tiles(LayerNorm(x)) (learnable per-channel scale).
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import ops
+from ..quant import ternary_ste_codes
+from .ffn import TriXFFN, normalize_rows, select_top
+from .routing import switch_balance_loss
+
+
+def balanced_clusters(signatures: torch.Tensor, clusters: int, seed: int) -> torch.Tensor:
+    """Cluster id [T] (long) of each signature [T, d] by libtrix's balanced k-means (fixed seed)."""
+    from .. import memory
+
+    sig = signatures.detach().to(torch.int8).cpu().contiguous()
+    res = memory.balanced_kmeans(sig, int(clusters), int(seed))
+    assign = res[0] if isinstance(res, tuple) else getattr(res, "assignment", res)
+    return torch.as_tensor(assign).long().reshape(-1)
+
+
+class HierarchicalTriXFFN(TriXFFN):
+    """Two-level routing over T tiles in C clusters (C = 0: round(sqrt(T))), searching top_p clusters.
+    rebuild_every: training calls between hierarchy rebuilds (0: never after init). Other arguments as
+    TriXFFN; train_mode is "sparse", top_k 1. aux adds "cluster_balance" (balance at the cluster level)."""
+
+    residual = True  # y = x + scale * tiles(norm(x)): the block must not add it again
+
+    def __init__(self, d_model: int, tiles: int = 16, expansion: int = 4, clusters: int = 0, top_p: int = 1,
+                 rebuild_every: int = 100, balance_coef: float = 0.01, diversity_coef: float = 0.01,
+                 kmeans_seed: int = 0, residual: bool = True, **kw) -> None:
+        if kw.get("train_mode", "sparse") != "sparse" or kw.get("top_k", 1) != 1:
+            raise ValueError("HierarchicalTriXFFN: arguments 'train_mode' and 'top_k' must be 'sparse' and 1")
+        super().__init__(d_model, tiles, expansion, balance_coef=balance_coef, diversity_coef=diversity_coef, **kw)
+        c = clusters if clusters > 0 else max(1, round(math.sqrt(tiles)))
+        if not 1 <= c <= tiles:
+            raise ValueError(f"HierarchicalTriXFFN: argument 'clusters' must be in [1, tiles={tiles}], got {clusters}")
+        if not 1 <= top_p <= c:
+            raise ValueError(f"HierarchicalTriXFFN: argument 'top_p' must be in [1, clusters={c}], got {top_p}")
+        self.clusters, self.top_p, self.rebuild_every, self.kmeans_seed = c, top_p, rebuild_every, kmeans_seed
+        self.residual = residual
+        self.norm = nn.LayerNorm(d_model)
+        self.out_scale = nn.Parameter(torch.ones(d_model))
+        self.register_buffer("cluster_of", torch.zeros(tiles, dtype=torch.long))
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        self.rebuild()
+
+    @torch.no_grad()
+    def rebuild(self) -> None:
+        """Recluster the tiles from their current signatures (deterministic: fixed seed)."""
+        self.cluster_of.copy_(balanced_clusters(self.signatures(), self.clusters, self.kmeans_seed))
+
+    def cluster_signatures(self, sig: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """[C, d]: sign of the sum of each cluster's member tile signatures."""
+        sig = self.routing_signatures() if sig is None else sig
+        one_hot = F.one_hot(self.cluster_of, self.clusters).to(sig.dtype)  # [T, C]
+        return torch.sign(one_hot.t() @ sig)
+
+    def _pre(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
+
+    def _post(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = y * self.out_scale
+        return x + y if self.residual else y
+
+    def _route(self, x: torch.Tensor, token_ids: Optional[torch.Tensor]):
+        mode = self._mode()
+        if mode != "emergent":
+            tile, gates, scores, _, probs, xn = super()._route(x, token_ids)
+            return tile, gates, scores, None, probs, xn
+        xn = normalize_rows(x)
+        sig = self._packed[2].float() if self._packed is not None else self.routing_signatures()
+        csig = self.cluster_signatures(sig)
+        cscores = self._scores(xn, csig, None)
+        best_c = select_top(cscores, self.top_p)  # [N, p]
+        scores = self._scores(xn, sig, None if self._packed is None else ops.pack_int8(self._packed[2]))
+        allowed = (self.cluster_of[None, None, :] == best_c[:, :, None]).any(1)  # [N, T]
+        masked = scores.masked_fill(~allowed, float("-inf"))
+        sel = masked + self.select_bias.to(scores.dtype) if self.bias_rate > 0 else masked
+        tile = select_top(sel, 1)
+        return tile, None, scores, best_c[:, 0], None, xn
+
+    def _extra_aux(self, aux: Dict[str, torch.Tensor], xn: torch.Tensor, tile: torch.Tensor,
+                   cluster: Optional[torch.Tensor]) -> None:
+        aux["cluster_balance"] = xn.new_zeros(())
+        if self.balance_coef > 0 and cluster is not None and self.clusters > 1:
+            q = ternary_ste_codes(self.up, self.quant).view(self.tiles, self.hidden, self.d_model).sum(1)
+            member = F.one_hot(self.cluster_of, self.clusters).to(q.dtype)
+            soft = (member.t() @ q) / math.sqrt(self.hidden)  # STE cluster signatures: value irrelevant, gradient real
+            csig = soft + (self.cluster_signatures() - soft).detach()
+            p = F.softmax(xn.detach() @ csig.t() / self.temperature, dim=-1)
+            aux["cluster_balance"] = self.balance_coef * switch_balance_loss(p, cluster[:, None], self.clusters)
+
+    def _aux(self, hin, xn, tile, probs, cluster):
+        aux = super()._aux(hin, xn, tile, probs, cluster)
+        aux.setdefault("cluster_balance", hin.new_zeros(()))
+        return aux
+
+    def forward(self, x: torch.Tensor, token_ids: Optional[torch.Tensor] = None):
+        out = super().forward(x, token_ids)
+        if self.training:
+            self.calls += 1
+            if self.rebuild_every > 0 and int(self.calls) % self.rebuild_every == 0:
+                self.rebuild()
+        return out
