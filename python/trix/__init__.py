@@ -5,6 +5,7 @@ adds a functional API over numpy arrays and torch CPU tensors (``trix.ops``), an
 Importing ``trix`` loads neither torch nor matplotlib; they load on first use.
 """
 from ._C import __version__, FormatError
+from . import memory  # the signature memory (numpy only, no torch)
 from .ops import (
     PackedTernary,
     pack,

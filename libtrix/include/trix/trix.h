@@ -4,6 +4,7 @@
 #include "trix/ffn.h"
 #include "trix/format.h"
 #include "trix/matmul.h"
+#include "trix/memory.h"
 #include "trix/pack.h"
 #include "trix/quantize.h"
 #include "trix/route.h"

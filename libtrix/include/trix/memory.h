@@ -1,0 +1,179 @@
+// A hierarchical content-addressable signature memory (docs/memory.md).
+//
+// Keys are ternary signatures of dimension d stored in the public packed format (2 bits an element,
+// no scales); a lookup scores queries against keys (score = q . sig) with the dispatched kernels.
+// Exact flat search, a balanced k-means tree (query -> top-p clusters -> best tiles inside), batch
+// lookups grouped for compute, add/remove/replace without a rebuild, explanations and persistence.
+// Ties always go to the lowest id (tiles) or the lowest index (clusters).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "trix/pack.h"
+
+namespace trix {
+
+// ---- Balanced k-means over int8 rows (ternary signatures, or any int8 vectors) ----------------
+
+struct KMeansOptions {
+  uint64_t seed = 0;            // the only source of randomness; same seed, same result everywhere
+  int iters = 10;               // Lloyd iterations at most (stops early when nothing moves)
+  double slack = 0.1;           // cluster capacity = kmeans_capacity(n, k, slack)
+  int64_t max_train_per_cluster = 256;  // train on a sample of k * this rows, then assign all rows
+};
+
+// Largest cluster size balanced_kmeans allows: ceil(ceil(n / k) * (1 + slack)).
+int64_t kmeans_capacity(int64_t n, int64_t k, double slack);
+
+// x: [n, d] int8. Returns the cluster of every row in [0, k). Every cluster holds between 1 and
+// kmeans_capacity(n, k, slack) rows. Centroids are ternary: sign of the sum of their members' rows.
+// centroids, if not null, receives them as int8 [k, d]. Integer arithmetic only: deterministic.
+std::vector<int32_t> balanced_kmeans(const int8_t* x, int64_t n, int64_t d, int64_t k,
+                                     const KMeansOptions& opt = {}, int8_t* centroids = nullptr);
+
+// Sum-then-sign of m int8 rows [m, d] into out [d] (a zero sum gives 0): compositional keys.
+void compose_signatures(const int8_t* sigs, int64_t m, int64_t d, int8_t* out);
+
+// ---- The memory --------------------------------------------------------------------------------
+
+struct IndexOptions {
+  int levels = 0;              // levels of the tree including the tile level: 2, 3; 0 = 2 up to
+                               // kThreeLevelTiles tiles, 3 above
+  int64_t leaf_size = 0;       // target tiles per leaf cluster; 0 = ceil(sqrt(n))
+  KMeansOptions kmeans{};      // seed, iterations, slack of every k-means of the build
+  double rebuild_factor = 2.0; // a leaf past rebuild_factor * its capacity, or a tile count that moved
+                               // by that factor since the build, marks the index for a rebuild
+  bool auto_rebuild = true;    // rebuild at the end of the add/remove/replace that marks it
+};
+constexpr int64_t kThreeLevelTiles = 262144;
+
+struct SearchOptions {
+  int64_t k = 1;             // results per query, best first
+  int64_t probes = 1;        // leaf clusters searched per query (p); ignored by exact search
+  int64_t upper_probes = 0;  // nodes kept per upper level of a 3-level tree; 0 = max(2, probes / 2)
+  bool exact = false;        // flat exact search over every tile
+};
+
+// Per query: ids [n, k] (-1 where fewer than k tiles exist), scores [n, k], and how many signatures
+// were scored for that query (cluster signatures included).
+struct SearchResult {
+  int64_t n = 0, k = 0;
+  std::vector<int64_t> ids;
+  std::vector<float> scores;
+  std::vector<int64_t> scored;
+};
+
+// Inputs of the same tile together: pair p = i * k + j is (query i, its j-th result). perm lists the
+// pairs ordered by tile id (ascending) then by p; the pairs of tiles[t] are
+// perm[offsets[t] .. offsets[t+1]). For k = 1 the pairs are the query rows.
+struct Grouping {
+  SearchResult result;
+  std::vector<int64_t> tiles;    // distinct tile ids, ascending
+  std::vector<int64_t> offsets;  // tiles.size() + 1
+  std::vector<int64_t> perm;     // n * k (pairs whose id is -1 are left out)
+};
+
+struct Explanation {
+  int64_t id = -1;             // the winner
+  float score = 0;
+  int64_t runner_up = -1;      // the second best tile found (-1 if none)
+  float runner_up_score = 0;
+  float margin = 0;            // score - runner_up_score
+  std::vector<int64_t> path;   // node chosen at each upper level, then the leaf cluster
+  std::vector<float> path_scores;
+  int64_t scored = 0;
+  int64_t exact_id = -1;       // the exact search winner, to tell a hierarchy miss from a true answer
+  float exact_score = 0;
+};
+
+class SignatureMemory {
+ public:
+  explicit SignatureMemory(int64_t dim);
+
+  // sigs: [n, d] int8 in {-1, 0, 1}; ids are 0..n-1.
+  static SignatureMemory from_int8(const int8_t* sigs, int64_t n, int64_t d);
+  // A packed [n, d] matrix (scales ignored).
+  static SignatureMemory from_packed(const TernaryView& sig);
+  // Tile signatures read from a tiled up-projection (trix/signature.h).
+  static SignatureMemory from_tiles(const TernaryView& up, int64_t tiles);
+
+  int64_t dim() const { return dim_; }
+  int64_t size() const { return size_; }
+  int64_t next_id() const { return next_id_; }
+  bool contains(int64_t id) const;
+  int levels() const { return static_cast<int>(levels_.size()) + 1; }
+  int64_t num_clusters() const { return static_cast<int64_t>(clusters_.size()); }
+  std::vector<int64_t> cluster_sizes() const;
+  int64_t cluster_of(int64_t id) const;
+  // Bytes held: packed signatures, ids, the id map, the tree.
+  int64_t nbytes() const;
+  bool needs_rebuild() const { return dirty_; }
+  const IndexOptions& index_options() const { return opts_; }
+
+  // Living memory. add returns the new ids (never reused); a new tile joins its nearest leaf.
+  std::vector<int64_t> add(const int8_t* sigs, int64_t n);
+  void remove(const int64_t* ids, int64_t n);
+  void replace(const int64_t* ids, int64_t n, const int8_t* sigs);
+  // The stored signatures of ids as int8 [n, d].
+  void get(const int64_t* ids, int64_t n, int8_t* out) const;
+
+  // Builds (or rebuilds) the tree over the current tiles.
+  void build(const IndexOptions& opt = {});
+
+  // q: [n, d]. Float queries are scored in float; quantize = true scores int8 absmax rows instead.
+  SearchResult search(const float* q, int64_t n, const SearchOptions& opt, bool quantize = false) const;
+  // int8 queries: exact int32 scores (returned as float, exact below 2^24).
+  SearchResult search_i8(const int8_t* q, int64_t n, const SearchOptions& opt) const;
+  Grouping lookup(const float* q, int64_t n, const SearchOptions& opt, bool quantize = false) const;
+  Grouping lookup_i8(const int8_t* q, int64_t n, const SearchOptions& opt) const;
+  Explanation explain(const float* q, const SearchOptions& opt) const;
+
+  // Sum-then-sign of stored signatures: a key for "what answers both".
+  std::vector<int8_t> compose(const int64_t* ids, int64_t n) const;
+
+  void save(const std::string& path) const;
+  static SignatureMemory load(const std::string& path);
+  std::vector<uint8_t> serialize() const;
+  static SignatureMemory deserialize(const uint8_t* bytes, uint64_t n);
+
+  // Internal layout, public for the implementation files (memory_*.cpp).
+  struct Cluster {
+    std::vector<uint8_t> rows;  // packed [size, d], contiguous: one kernel call scores a cluster
+    std::vector<int64_t> ids;
+    std::vector<int32_t> sum;   // per element sum of member signatures: the signature is its sign
+  };
+  struct Level {                // signatures of one upper level, children of a parent contiguous
+    int64_t count = 0;
+    std::vector<uint8_t> sig;   // packed [count, d]
+    std::vector<int64_t> child_begin;  // count + 1 ranges into the next level (or the leaves)
+  };
+  struct Loc {
+    int32_t cluster = -1;
+    int32_t pos = -1;
+  };
+
+ private:
+  template <typename T>
+  SearchResult search_impl(const T* q, int64_t n, const SearchOptions& opt,
+                           std::vector<std::vector<int64_t>>* paths) const;
+  void insert(int64_t id, const int8_t* sig);
+  int64_t nearest_leaf(const int8_t* sig) const;
+  void erase(int64_t id);
+  void refresh_leaf_signature(int64_t c);
+  void check_drift();
+
+  int64_t dim_ = 0;
+  int64_t rb_ = 0;  // packed row bytes
+  int64_t size_ = 0;
+  int64_t next_id_ = 0;
+  int64_t built_size_ = 0;   // tiles at the last build
+  bool dirty_ = false;
+  IndexOptions opts_{};
+  std::vector<Level> levels_;     // empty: one leaf holds every tile (flat)
+  std::vector<Cluster> clusters_;
+  std::vector<Loc> loc_;          // by id
+  friend struct MemoryAccess;
+};
+
+}  // namespace trix

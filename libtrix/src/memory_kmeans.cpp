@@ -1,0 +1,228 @@
+// Balanced k-means over int8 rows with ternary centroids (sign of the members' sum).
+// Assignment is greedy under a capacity: rows that prefer their best cluster by the widest margin
+// choose first, so a full cluster turns away the rows that lose least by going elsewhere.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "memory_internal.h"
+#include "trix/error.h"
+
+namespace trix {
+namespace mem {
+
+void pack_sign(const int32_t* sum, int64_t d, uint8_t* out) {
+  const int64_t rb = packed_row_bytes(d);
+  std::fill(out, out + rb, kZeroByte);
+  for (int64_t c = 0; c < d; ++c) {
+    const int w = (sum[c] > 0) - (sum[c] < 0);
+    uint8_t& b = out[(c / kBlockWeights) * kBlockBytes + (c % kBlockWeights) % kBlockBytes];
+    const int sh = 2 * static_cast<int>((c % kBlockWeights) / kBlockBytes);
+    b = static_cast<uint8_t>((b & ~(3 << sh)) | ((w + 1) << sh));
+  }
+}
+
+namespace {
+
+constexpr int64_t kCandidates = 8;  // preferred clusters remembered per row
+constexpr int64_t kChunk = 512;     // rows scored per kernel call
+
+struct Assigner {
+  const int8_t* x;
+  int64_t m, d, k, cap;
+  std::vector<uint8_t> packed;  // centroids [k, rb]
+  std::vector<int32_t> assign;  // [m]
+  std::vector<float> own;       // score of each row with its cluster
+  std::vector<int32_t> tmp;
+
+  void run() {
+    const int64_t nc = std::min(k, kCandidates);
+    std::vector<mem::Cand> cand(static_cast<size_t>(m * nc));
+    std::vector<float> s(static_cast<size_t>(kChunk * k));
+    for (int64_t i0 = 0; i0 < m; i0 += kChunk) {
+      const int64_t rows = std::min(kChunk, m - i0);
+      score(x + i0 * d, rows, d, packed.data(), k, s.data(), k, tmp);
+      for (int64_t i = 0; i < rows; ++i) {
+        TopK top(nc);
+        for (int64_t c = 0; c < k; ++c) top.push({s[i * k + c], c});
+        std::copy(top.v.begin(), top.v.end(), cand.begin() + (i0 + i) * nc);
+      }
+    }
+    std::vector<int64_t> order(static_cast<size_t>(m));
+    std::iota(order.begin(), order.end(), 0);
+    auto margin = [&](int64_t i) {
+      return nc == 1 ? 0.0f : cand[i * nc].s - cand[i * nc + 1].s;
+    };
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return margin(a) > margin(b); });
+    std::vector<int64_t> size(static_cast<size_t>(k), 0);
+    assign.assign(static_cast<size_t>(m), -1);
+    own.assign(static_cast<size_t>(m), 0.0f);
+    std::vector<float> full(static_cast<size_t>(k));
+    for (int64_t i : order) {
+      int64_t chosen = -1;
+      float sc = 0;
+      for (int64_t j = 0; j < nc && chosen < 0; ++j) {
+        const Cand& c = cand[i * nc + j];
+        if (size[c.id] < cap) chosen = c.id, sc = c.s;
+      }
+      if (chosen < 0) {  // every favourite is full: the best cluster with room
+        score(x + i * d, 1, d, packed.data(), k, full.data(), k, tmp);
+        TopK top(1);
+        for (int64_t c = 0; c < k; ++c)
+          if (size[c] < cap) top.push({full[c], c});
+        chosen = top.v[0].id, sc = top.v[0].s;
+      }
+      assign[i] = static_cast<int32_t>(chosen);
+      own[i] = sc;
+      ++size[chosen];
+    }
+    // An empty cluster takes the worst-fitting row of the largest cluster (lowest index on ties).
+    for (int64_t c = 0; c < k; ++c) {
+      if (size[c] > 0) continue;
+      const int64_t big = std::max_element(size.begin(), size.end()) - size.begin();
+      int64_t worst = -1;
+      for (int64_t i = 0; i < m; ++i)
+        if (assign[i] == big && (worst < 0 || own[i] < own[worst])) worst = i;
+      assign[worst] = static_cast<int32_t>(c);
+      --size[big], ++size[c];
+    }
+  }
+
+  void update() {
+    const int64_t rb = packed_row_bytes(d);
+    std::vector<int32_t> sum(static_cast<size_t>(k * d), 0);
+    for (int64_t i = 0; i < m; ++i) {
+      int32_t* sp = sum.data() + assign[i] * d;
+      const int8_t* xi = x + i * d;
+      for (int64_t c = 0; c < d; ++c) sp[c] += xi[c];
+    }
+    for (int64_t c = 0; c < k; ++c) pack_sign(sum.data() + c * d, d, packed.data() + c * rb);
+  }
+};
+
+// k-means++ seeding (D^2 sampling, squared distance |x|^2 + |c|^2 - 2 x.c in integers) on at most
+// kSeedRows rows per cluster of the training set: spreads seeds over distinct groups so that two
+// seeds rarely start in one group (which Lloyd iterations cannot undo under a capacity).
+void seed_plus_plus(const int8_t* x, int64_t m, int64_t d, int64_t k, Rng& rng, uint8_t* packed) {
+  constexpr int64_t kSeedRows = 16;
+  const int64_t rb = packed_row_bytes(d);
+  const int64_t step = std::max<int64_t>(1, m / (k * kSeedRows));
+  const int64_t s = (m + step - 1) / step;  // rows 0, step, 2*step, ...
+  std::vector<int8_t> sx(static_cast<size_t>(s * d));
+  std::vector<int64_t> norm(static_cast<size_t>(s), 0);
+  for (int64_t i = 0; i < s; ++i) {
+    std::copy(x + i * step * d, x + (i * step + 1) * d, sx.begin() + i * d);
+    for (int64_t j = 0; j < d; ++j) norm[i] += sx[i * d + j] * sx[i * d + j];
+  }
+  std::vector<uint64_t> best(static_cast<size_t>(s), UINT64_MAX);
+  std::vector<int32_t> dot(static_cast<size_t>(s)), sum(static_cast<size_t>(d));
+  std::vector<char> taken(static_cast<size_t>(s), 0);
+  int64_t pick = static_cast<int64_t>(rng.below(s));
+  for (int64_t c = 0; c < k; ++c) {
+    if (c > 0) {
+      uint64_t total = 0;
+      for (int64_t i = 0; i < s; ++i) total += taken[i] ? 0 : best[i];
+      pick = -1;
+      if (total > 0) {
+        uint64_t r = rng.below(total);
+        for (int64_t i = 0; i < s && pick < 0; ++i) {
+          const uint64_t w = taken[i] ? 0 : best[i];
+          if (r < w) pick = i; else r -= w;
+        }
+      }
+      if (pick < 0) {  // every row coincides with a seed: take distinct rows of the full set
+        pick = -1;
+        for (int64_t i = 0; i < s && pick < 0; ++i) if (!taken[i]) pick = i;
+      }
+    }
+    int64_t cn = 0;
+    if (pick >= 0) {
+      taken[pick] = 1;
+      for (int64_t j = 0; j < d; ++j) sum[j] = sx[pick * d + j];
+    } else {  // fewer sample rows than clusters: fall back to rows of the training set
+      const int64_t i = static_cast<int64_t>(rng.below(m));
+      for (int64_t j = 0; j < d; ++j) sum[j] = x[i * d + j];
+    }
+    uint8_t* row = packed + c * rb;
+    pack_sign(sum.data(), d, row);
+    for (int64_t j = 0; j < d; ++j) cn += (sum[j] != 0);
+    kernels::active().gemm_i8(sx.data(), s, d, row, 0, 1, dot.data(), 1);
+    for (int64_t i = 0; i < s; ++i) {
+      const int64_t dist = norm[i] + cn - 2 * static_cast<int64_t>(dot[i]);
+      best[i] = std::min<uint64_t>(best[i], static_cast<uint64_t>(std::max<int64_t>(dist, 0)));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mem
+
+int64_t kmeans_capacity(int64_t n, int64_t k, double slack) {
+  TRIX_CHECK_ARG(k >= 1, "kmeans_capacity", "k", "must be >= 1, got ", k);
+  TRIX_CHECK_ARG(n >= 0, "kmeans_capacity", "n", "must be >= 0, got ", n);
+  TRIX_CHECK_ARG(slack >= 0 && std::isfinite(slack), "kmeans_capacity", "slack", "must be finite and >= 0, got ", slack);
+  const int64_t base = (n + k - 1) / k;
+  return base + static_cast<int64_t>(std::floor(static_cast<double>(base) * slack + 1e-9));
+}
+
+std::vector<int32_t> balanced_kmeans(const int8_t* x, int64_t n, int64_t d, int64_t k, const KMeansOptions& opt,
+                                     int8_t* centroids) {
+  const char* f = "balanced_kmeans";
+  TRIX_CHECK_ARG(d >= 1, f, "d", "must be >= 1, got ", d);
+  TRIX_CHECK_ARG(n >= 1, f, "x", "must have at least one row, got ", n);
+  TRIX_CHECK_ARG(x != nullptr, f, "x", "must not be null");
+  TRIX_CHECK_ARG(k >= 1 && k <= n, f, "k", "must be in [1, n = ", n, "], got ", k);
+  TRIX_CHECK_ARG(opt.iters >= 1, f, "iters", "must be >= 1, got ", opt.iters);
+  TRIX_CHECK_ARG(opt.max_train_per_cluster >= 1, f, "max_train_per_cluster", "must be >= 1, got ",
+                 opt.max_train_per_cluster);
+  const int64_t cap_all = kmeans_capacity(n, k, opt.slack);
+  mem::Rng rng{opt.seed ^ 0x7472697821ull};
+
+  // A deterministic training sample (sorted, so the order of rows is the caller's).
+  std::vector<int8_t> sample;
+  const int8_t* tx = x;
+  int64_t m = n;
+  if (n / k > opt.max_train_per_cluster) {
+    m = k * opt.max_train_per_cluster;
+    std::vector<int64_t> idx(static_cast<size_t>(n));
+    std::iota(idx.begin(), idx.end(), 0);
+    for (int64_t i = 0; i < m; ++i) std::swap(idx[i], idx[i + static_cast<int64_t>(rng.below(n - i))]);
+    std::sort(idx.begin(), idx.begin() + m);
+    sample.resize(static_cast<size_t>(m * d));
+    for (int64_t i = 0; i < m; ++i) std::copy(x + idx[i] * d, x + (idx[i] + 1) * d, sample.begin() + i * d);
+    tx = sample.data();
+  }
+
+  const int64_t rb = packed_row_bytes(d);
+  mem::Assigner a{tx, m, d, k, kmeans_capacity(m, k, opt.slack), {}, {}, {}, {}};
+  a.packed.resize(static_cast<size_t>(k * rb));
+  mem::seed_plus_plus(tx, m, d, k, rng, a.packed.data());
+  std::vector<int32_t> prev;
+  for (int it = 0; it < opt.iters; ++it) {
+    a.run();
+    if (a.assign == prev) break;
+    prev = a.assign;
+    a.update();
+  }
+  if (tx != x) {  // assign every row to the trained centroids, then recompute them from all members
+    a.x = x, a.m = n, a.cap = cap_all;
+    a.run();
+    a.update();
+  }
+  if (centroids) {
+    for (int64_t c = 0; c < k; ++c) unpack_int8(a.packed.data() + c * rb, 1, d, centroids + c * d);
+  }
+  return a.assign;
+}
+
+void compose_signatures(const int8_t* sigs, int64_t m, int64_t d, int8_t* out) {
+  TRIX_CHECK_ARG(m >= 1, "compose_signatures", "sigs", "must have at least one row, got ", m);
+  TRIX_CHECK_ARG(d >= 1, "compose_signatures", "d", "must be >= 1, got ", d);
+  for (int64_t c = 0; c < d; ++c) {
+    int64_t s = 0;
+    for (int64_t i = 0; i < m; ++i) s += sigs[i * d + c];
+    out[c] = static_cast<int8_t>((s > 0) - (s < 0));
+  }
+}
+
+}  // namespace trix
