@@ -13,6 +13,9 @@ from typing import List, Optional
 COMMANDS = {
     "demo": ("trix.demo", "pack a matrix, multiply and route: a one-minute tour"),
     "bench": ("trix.bench.cli", "benchmarks against what a user would use instead (--memory, --train)"),
+    "train": ("trix.train", "train one language model from a config (torchrun for several processes)"),
+    "generate": ("trix.generate", "sample text from a checkpoint"),
+    "validate": ("trix.validate", "the one-command study of emergent routing on TinyShakespeare (--quick, --full)"),
 }
 
 
