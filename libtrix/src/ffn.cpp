@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 #include "trix/error.h"
 
 namespace trix {
@@ -68,7 +69,7 @@ void tiled_ffn(const float* x, int64_t n, const TiledFFN& f, Activation act, con
       const int64_t row = order[offset[t] + j] / k;
       std::copy(x + row * d, x + row * d + d, xt.begin() + j * d);
     }
-    kern.gemm_f32(xt.data(), cnt, d, f.up.data, t * h, (t + 1) * h, ht.data(), h);
+    kernels::par_gemm_f32(kern, xt.data(), cnt, d, f.up.data, t * h, (t + 1) * h, ht.data(), h);
     for (int64_t j = 0; j < cnt; ++j) {
       const int64_t s = order[offset[t] + j];
       for (int64_t r = 0; r < h; ++r) {
@@ -78,7 +79,7 @@ void tiled_ffn(const float* x, int64_t n, const TiledFFN& f, Activation act, con
         v = activate(act, v);
       }
     }
-    kern.gemm_f32(ht.data(), cnt, h, f.down.data, t * d, (t + 1) * d, zt.data(), d);
+    kernels::par_gemm_f32(kern, ht.data(), cnt, h, f.down.data, t * d, (t + 1) * d, zt.data(), d);
     for (int64_t j = 0; j < cnt; ++j) {
       const int64_t s = order[offset[t] + j];
       for (int64_t c = 0; c < d; ++c) slot_out[s * d + c] = zt[j * d + c] * f.down.scale(t * d + c);

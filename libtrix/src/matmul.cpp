@@ -1,9 +1,12 @@
 #include "trix/matmul.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 #include "trix/error.h"
+#include "trix/threads.h"
 
 namespace trix {
 
@@ -11,10 +14,13 @@ void matmul(const float* x, int64_t n, const TernaryView& w, float* y) {
   check_view(w, "matmul", "w");
   TRIX_CHECK_ARG(n >= 0, "matmul", "x", "must have a non-negative row count, got ", n);
   if (n == 0 || w.rows == 0) return;
-  kernels::active().gemm_f32(x, n, w.cols, w.data, 0, w.rows, y, w.rows);
-  if (w.n_scales == 0) return;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t m = 0; m < w.rows; ++m) y[i * w.rows + m] *= w.scale(m);
+  const kernels::Kernels& kern = kernels::active();
+  parallel_for(w.rows, kernels::row_grain(n, w.cols), [&](int64_t b, int64_t e) {
+    kern.gemm_f32(x, n, w.cols, w.data, b, e, y + b, w.rows);
+    if (w.n_scales == 0) return;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t m = b; m < e; ++m) y[i * w.rows + m] *= w.scale(m);
+  });
 }
 
 void matmul_t(const float* g, int64_t n, const TernaryView& w, float* dx) {
@@ -29,14 +35,21 @@ void matmul_t(const float* g, int64_t n, const TernaryView& w, float* dx) {
       for (int64_t m = 0; m < w.rows; ++m) scaled[i * w.rows + m] = g[i * w.rows + m] * w.scale(m);
     gs = scaled.data();
   }
-  kernels::active().gemm_t_f32(gs, n, w.rows, w.data, w.cols, 0, w.cols, dx);
+  // Split over column blocks: each column of dx is summed by one thread in row order.
+  const kernels::Kernels& kern = kernels::active();
+  const int64_t blocks = (w.cols + kBlockWeights - 1) / kBlockWeights;
+  const int64_t grain = (int64_t{1} << 18) / (kBlockWeights * n * (w.rows > 0 ? w.rows : 1)) + 1;
+  parallel_for(blocks, grain, [&](int64_t b, int64_t e) {
+    const int64_t c0 = b * kBlockWeights, c1 = std::min(w.cols, e * kBlockWeights);
+    kern.gemm_t_f32(gs, n, w.rows, w.data, w.cols, c0, c1, dx);
+  });
 }
 
 void matmul_i8_acc(const int8_t* xq, int64_t n, const TernaryView& w, int32_t* acc) {
   check_view(w, "matmul_i8_acc", "w");
   TRIX_CHECK_ARG(n >= 0, "matmul_i8_acc", "xq", "must have a non-negative row count, got ", n);
   if (n == 0 || w.rows == 0) return;
-  kernels::active().gemm_i8(xq, n, w.cols, w.data, 0, w.rows, acc, w.rows);
+  kernels::par_gemm_i8(kernels::active(), xq, n, w.cols, w.data, 0, w.rows, acc, w.rows);
 }
 
 void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryView& w, float* y) {
@@ -44,10 +57,13 @@ void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryVi
   TRIX_CHECK_ARG(n >= 0, "matmul_i8", "xq", "must have a non-negative row count, got ", n);
   if (n == 0 || w.rows == 0) return;
   std::vector<int32_t> acc(static_cast<size_t>(n * w.rows));
-  kernels::active().gemm_i8(xq, n, w.cols, w.data, 0, w.rows, acc.data(), w.rows);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t m = 0; m < w.rows; ++m)
-      y[i * w.rows + m] = static_cast<float>(acc[i * w.rows + m]) * xscale[i] * w.scale(m);
+  const kernels::Kernels& kern = kernels::active();
+  parallel_for(w.rows, kernels::row_grain(n, w.cols), [&](int64_t b, int64_t e) {
+    kern.gemm_i8(xq, n, w.cols, w.data, b, e, acc.data() + b, w.rows);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t m = b; m < e; ++m)
+        y[i * w.rows + m] = static_cast<float>(acc[i * w.rows + m]) * xscale[i] * w.scale(m);
+  });
 }
 
 }  // namespace trix

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 #include "trix/error.h"
 
 namespace trix {
@@ -14,7 +15,7 @@ void route_scores(const float* x, int64_t n, const TernaryView& sig, float* scor
   check_view(sig, "route_scores", "sig");
   TRIX_CHECK_ARG(n >= 0, "route_scores", "x", "must have a non-negative row count, got ", n);
   if (n == 0 || sig.rows == 0) return;
-  kernels::active().gemm_f32(x, n, sig.cols, sig.data, 0, sig.rows, scores, sig.rows);
+  kernels::par_gemm_f32(kernels::active(), x, n, sig.cols, sig.data, 0, sig.rows, scores, sig.rows);
 }
 
 void top_k(const float* scores, int64_t n, int64_t t, int64_t k, int32_t* idx, float* val) {

@@ -2,7 +2,10 @@
 // Kernels see raw packed rows in the public format and compute unscaled products; the public
 // functions in src/*.cpp check arguments, split work and apply scales.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+
+#include "trix/cpu.h"
 
 namespace trix::kernels {
 
@@ -23,5 +26,20 @@ struct Kernels {
 const Kernels& scalar();
 // The kernels in use: the best this CPU supports, or the level chosen by TRIX_SIMD / set_simd_level.
 const Kernels& active();
+// The table for a level, or nullptr when this build has none (it may still not run on this CPU:
+// see simd_level_supported).
+const Kernels* for_level(SimdLevel level);
+
+// One table per instruction set, each in its own file compiled with that ISA's flags only.
+const Kernels& avx2();
+const Kernels& avx512();
+const Kernels& avx512_vnni();
+const Kernels& neon();
+const Kernels& neon_dotprod();
+
+// A per-thread, 64-byte aligned scratch buffer of at least `bytes` (valid until the next call with
+// the same slot on this thread). Kernels use it for padded / reordered activations.
+constexpr int kScratchSlots = 2;
+void* scratch(int slot, size_t bytes);
 
 }  // namespace trix::kernels

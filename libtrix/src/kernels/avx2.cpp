@@ -1,0 +1,194 @@
+// AVX2 + FMA kernels. One 32-byte load is one weight block; (w >> 2s) & 3 is plane s, weights
+// 32s..32s+31, matched by 32 consecutive activations. Internal linkage, no std:: templates.
+#include <immintrin.h>
+
+#include "kernels/kernels.h"
+#include "kernels/simd_common.h"
+#include "trix/pack.h"
+
+namespace trix::kernels {
+namespace {
+
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline float hsum_ps(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
+  return _mm_cvtss_f32(s);
+}
+
+// ---------------------------------------------------------------- int8 activations (exact)
+int32_t prep_i8(const int8_t* x, int64_t k, int64_t kp, int8_t* xr) {
+  int32_t sum = 0;
+  for (int64_t j = 0; j < k; ++j) {
+    xr[j] = x[j];
+    sum += x[j];
+  }
+  for (int64_t j = k; j < kp; ++j) xr[j] = 0;
+  return sum;
+}
+
+template <int R, int C>
+void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t kp, const int32_t* sums,
+              int32_t* out, int64_t ldy) {
+  __m256i a[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) a[r][c] = _mm256_setzero_si256();
+  const __m256i three = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rb + b * 32));
+    for (int s = 0; s < 4; ++s) {
+      __m256i u[R];
+      for (int r = 0; r < R; ++r) u[r] = _mm256_and_si256(s == 0 ? wv[r] : _mm256_srli_epi16(wv[r], 2 * s), three);
+      for (int c = 0; c < C; ++c) {
+        const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xr + c * kp + b * 128 + 32 * s));
+        for (int r = 0; r < R; ++r)  // codes <= 2: pair sums within +-512, no saturation
+          a[r][c] = _mm256_add_epi32(a[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(u[r], xv), ones));
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) out[c * ldy + r] = hsum_epi32(a[r][c]) - sums[c];
+}
+
+template <int R>
+void micro_i8_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t kp,
+                const int32_t* sums, int32_t* out, int64_t ldy) {
+  if (C == 1) micro_i8<R, 1>(w, rb, nb, xr, kp, sums, out, ldy);
+  else micro_i8<R, 2>(w, rb, nb, xr, kp, sums, out, ldy);
+}
+
+void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
+             int32_t* acc, int64_t ldy) {
+  const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, kp = nb * kBlockWeights;
+  int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * kp)));
+  int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
+  for (int64_t i = 0; i < n; ++i) sums[i] = prep_i8(xq + i * k, k, kp, xr + i * kp);
+  constexpr int64_t kRowChunk = 16;
+  for (int64_t mc = m0; mc < m1; mc += kRowChunk) {
+    const int64_t me = imin(m1, mc + kRowChunk);
+    for (int64_t i = 0; i < n; i += 2) {
+      const int C = static_cast<int>(imin(2, n - i));
+      int64_t m = mc;
+      for (; m + 4 <= me; m += 4)
+        micro_i8_c<4>(C, w + m * rb, rb, nb, xr + i * kp, kp, sums + i, acc + i * ldy + (m - m0), ldy);
+      for (; m < me; ++m)
+        micro_i8_c<1>(C, w + m * rb, rb, nb, xr + i * kp, kp, sums + i, acc + i * ldy + (m - m0), ldy);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- float activations
+// Two 8-entry tables (vpermd reads three index bits; only the low two, the code, matter):
+// keep = all ones for +-1, zero for 0; flip = the sign bit for -1. (x & keep) ^ flip gives
+// x, -x or +0 without a multiply, so a zero weight ignores inf/NaN inputs like the reference.
+inline __m256i keep_table() { return _mm256_setr_epi32(-1, 0, -1, 0, -1, 0, -1, 0); }
+inline __m256i flip_table() {
+  const int f = static_cast<int>(0x80000000u);
+  return _mm256_setr_epi32(f, 0, 0, 0, f, 0, 0, 0);
+}
+
+inline __m256 signed_select(__m256 x, __m256i idx, __m256i keep, __m256i flip) {
+  const __m256i kk = _mm256_permutevar8x32_epi32(keep, idx), ff = _mm256_permutevar8x32_epi32(flip, idx);
+  return _mm256_castsi256_ps(_mm256_xor_si256(_mm256_and_si256(_mm256_castps_si256(x), kk), ff));
+}
+
+template <int R, int C>
+void micro_f32(const uint8_t* w, int64_t rb, int64_t nb, const float* xp, int64_t kp, float* out, int64_t ldy) {
+  const __m256i keep = keep_table(), flip = flip_table();
+  __m256 a[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) a[r][c] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b)
+    for (int q = 0; q < 4; ++q) {  // bytes 8q..8q+7 of the block
+      __m256i v[R];
+      for (int r = 0; r < R; ++r)
+        v[r] = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + r * rb + b * 32 + q * 8)));
+      for (int s = 0; s < 4; ++s)
+        for (int c = 0; c < C; ++c) {
+          const __m256 xv = _mm256_load_ps(xp + c * kp + b * 128 + 32 * s + 8 * q);
+          for (int r = 0; r < R; ++r) {
+            const __m256i idx = s == 0 ? v[r] : _mm256_srli_epi32(v[r], 2 * s);
+            a[r][c] = _mm256_add_ps(a[r][c], signed_select(xv, idx, keep, flip));
+          }
+        }
+    }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) out[c * ldy + r] = hsum_ps(a[r][c]);
+}
+
+template <int R>
+void micro_f32_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const float* xp, int64_t kp, float* out,
+                 int64_t ldy) {
+  if (C == 1) micro_f32<R, 1>(w, rb, nb, xp, kp, out, ldy);
+  else micro_f32<R, 2>(w, rb, nb, xp, kp, out, ldy);
+}
+
+void gemm_f32(const float* x, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1, float* y,
+              int64_t ldy) {
+  const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, kp = nb * kBlockWeights;
+  float* xp = static_cast<float*>(scratch(0, static_cast<size_t>(n * kp) * sizeof(float)));
+  for (int64_t i = 0; i < n; ++i) pad_copy(x + i * k, k, kp, xp + i * kp);
+  constexpr int64_t kRowChunk = 16;
+  for (int64_t mc = m0; mc < m1; mc += kRowChunk) {
+    const int64_t me = imin(m1, mc + kRowChunk);
+    for (int64_t i = 0; i < n; i += 2) {
+      const int C = static_cast<int>(imin(2, n - i));
+      int64_t m = mc;
+      for (; m + 4 <= me; m += 4) micro_f32_c<4>(C, w + m * rb, rb, nb, xp + i * kp, kp, y + i * ldy + (m - m0), ldy);
+      for (; m < me; ++m) micro_f32_c<1>(C, w + m * rb, rb, nb, xp + i * kp, kp, y + i * ldy + (m - m0), ldy);
+    }
+  }
+}
+
+// Same order of additions as the scalar reference (row by row), hence bit-identical to it.
+void gemm_t_f32(const float* g, int64_t n, int64_t mrows, const uint8_t* w, int64_t k, int64_t c0, int64_t c1,
+                float* dx) {
+  const int64_t rb = packed_row_bytes(k);
+  const __m256i keep = keep_table(), flip = flip_table();
+  for (int64_t i = 0; i < n; ++i) {
+    const float* gi = g + i * mrows;
+    float* dxi = dx + i * k;
+    for (int64_t b = c0 / kBlockWeights; b * kBlockWeights < c1; ++b) {
+      __m256 a[16];
+      for (int q = 0; q < 16; ++q) a[q] = _mm256_setzero_ps();
+      for (int64_t m = 0; m < mrows; ++m) {
+        const __m256 gm = _mm256_set1_ps(gi[m]);
+        for (int q = 0; q < 4; ++q) {
+          const __m256i v =
+              _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + m * rb + b * 32 + q * 8)));
+          for (int s = 0; s < 4; ++s) {
+            const __m256i idx = s == 0 ? v : _mm256_srli_epi32(v, 2 * s);
+            a[4 * s + q] = _mm256_add_ps(a[4 * s + q], signed_select(gm, idx, keep, flip));
+          }
+        }
+      }
+      for (int s = 0; s < 4; ++s)
+        for (int q = 0; q < 4; ++q) {
+          const int64_t col = b * kBlockWeights + 32 * s + 8 * q, cnt = imin(8, c1 - col);
+          if (cnt >= 8) _mm256_storeu_ps(dxi + col, a[4 * s + q]);
+          else if (cnt > 0) {
+            alignas(32) float tmp[8];
+            _mm256_store_ps(tmp, a[4 * s + q]);
+            for (int64_t j = 0; j < cnt; ++j) dxi[col + j] = tmp[j];
+          }
+        }
+    }
+  }
+}
+
+}  // namespace
+
+const Kernels& avx2() {
+  static const Kernels k{"avx2", gemm_f32, gemm_t_f32, gemm_i8};
+  return k;
+}
+
+}  // namespace trix::kernels

@@ -1,0 +1,10 @@
+// AVX-512 F/BW/VL without VNNI: int8 dot products through vpmaddubsw + vpmaddwd.
+#define TRIX_VNNI 0
+#include "kernels/avx512_body.h"
+
+namespace trix::kernels {
+const Kernels& avx512() {
+  static const Kernels k{"avx512", gemm_f32, gemm_t_f32, gemm_i8};
+  return k;
+}
+}  // namespace trix::kernels

@@ -1,0 +1,220 @@
+// AVX-512 kernels, included by avx512.cpp (TRIX_VNNI 0: vpmaddubsw + vpmaddwd) and avx512_vnni.cpp
+// (TRIX_VNNI 1: vpdpbusd). Everything here has internal linkage and uses no std:: templates, so no
+// AVX-512 code can be picked by the linker for a baseline caller.
+#include <immintrin.h>
+
+#include "kernels/kernels.h"
+#include "kernels/simd_common.h"
+#include "trix/pack.h"
+
+namespace trix::kernels {
+namespace {
+
+// ---------------------------------------------------------------- int8 activations (exact)
+// Activations are reordered once per call so one 64-byte load matches plane s of two consecutive
+// weight blocks: xr[p*256 + s*64 + h*32 + j] = x[(2p+h)*128 + 32s + j] (0 past k).
+int32_t prep_i8(const int8_t* x, int64_t k, int64_t nb, int8_t* xr) {
+  const int64_t np = (nb + 1) / 2;
+  __builtin_memset(xr, 0, static_cast<size_t>(np * 256));
+  int32_t sum = 0;
+  for (int64_t b = 0; b < nb; ++b)
+    for (int s = 0; s < 4; ++s) {
+      const int64_t c0 = b * 128 + 32 * s, len = imin(32, k - c0);
+      if (len <= 0) continue;
+      int8_t* dst = xr + (b >> 1) * 256 + s * 64 + (b & 1) * 32;
+      for (int64_t j = 0; j < len; ++j) {
+        dst[j] = x[c0 + j];
+        sum += x[c0 + j];
+      }
+    }
+  return sum;
+}
+
+inline __m512i dot_u8s8(__m512i acc, __m512i u, __m512i x) {
+#if TRIX_VNNI
+  return _mm512_dpbusd_epi32(acc, u, x);
+#else
+  // u holds codes 0..2, so each pair sum is within +-512: vpmaddubsw cannot saturate.
+  const __m512i p = _mm512_maddubs_epi16(u, x);
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+#endif
+}
+
+// R rows x C activation rows. With VNNI and one activation row (GEMV) the codes are masked in place
+// (w & 3<<2s = code * 4^s, at most 128) into four accumulators and shifted back at the end: one op
+// per plane instead of two. Exact: every lane sum of plane s is a multiple of 4^s, |sum| < 2^31.
+template <int R, int C>
+void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t xs, const int32_t* sums,
+              int32_t* out, int64_t ldy) {
+  constexpr int S = (TRIX_VNNI && C == 1) ? 4 : 1;
+  __m512i a[R][C][S];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      for (int s = 0; s < S; ++s) a[r][c][s] = _mm512_setzero_si512();
+  const int64_t np = (nb + 1) / 2, full = nb / 2;
+  const __m512i three = _mm512_set1_epi8(3);
+  for (int64_t p = 0; p < np; ++p) {
+    __m512i wv[R];
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* src = w + r * rb + p * 64;
+      wv[r] = p < full ? _mm512_loadu_si512(src) : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, src);
+    }
+    for (int s = 0; s < 4; ++s) {
+      __m512i u[R];
+      for (int r = 0; r < R; ++r) {
+        if (S == 4) u[r] = _mm512_and_si512(wv[r], _mm512_set1_epi8(static_cast<char>(3 << (2 * s))));
+        else u[r] = _mm512_and_si512(s == 0 ? wv[r] : _mm512_srli_epi16(wv[r], 2 * s), three);
+      }
+      for (int c = 0; c < C; ++c) {
+        const __m512i xv = _mm512_load_si512(xr + c * xs + p * 256 + s * 64);
+        for (int r = 0; r < R; ++r) a[r][c][S == 4 ? s : 0] = dot_u8s8(a[r][c][S == 4 ? s : 0], u[r], xv);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      __m512i v = a[r][c][0];
+      if (S == 4) {
+        v = _mm512_add_epi32(v, _mm512_srai_epi32(a[r][c][S == 4 ? 1 : 0], 2));
+        v = _mm512_add_epi32(v, _mm512_srai_epi32(a[r][c][S == 4 ? 2 : 0], 4));
+        v = _mm512_add_epi32(v, _mm512_srai_epi32(a[r][c][S == 4 ? 3 : 0], 6));
+      }
+      out[c * ldy + r] = _mm512_reduce_add_epi32(v) - sums[c];
+    }
+}
+
+template <int R>
+void micro_i8_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t xs,
+                const int32_t* sums, int32_t* out, int64_t ldy) {
+  switch (C) {
+    case 1: micro_i8<R, 1>(w, rb, nb, xr, xs, sums, out, ldy); break;
+    case 2: micro_i8<R, 2>(w, rb, nb, xr, xs, sums, out, ldy); break;
+    case 3: micro_i8<R, 3>(w, rb, nb, xr, xs, sums, out, ldy); break;
+    default: micro_i8<R, 4>(w, rb, nb, xr, xs, sums, out, ldy); break;
+  }
+}
+
+void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
+             int32_t* acc, int64_t ldy) {
+  const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, xs = (nb + 1) / 2 * 256;
+  int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * xs)));
+  int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
+  for (int64_t i = 0; i < n; ++i) sums[i] = prep_i8(xq + i * k, k, nb, xr + i * xs);
+  constexpr int64_t kRowChunk = 16;  // rows whose weights stay in L1 while all activations pass
+  for (int64_t mc = m0; mc < m1; mc += kRowChunk) {
+    const int64_t me = imin(m1, mc + kRowChunk);
+    for (int64_t i = 0; i < n; i += 4) {
+      const int C = static_cast<int>(imin(4, n - i));
+      int64_t m = mc;
+      for (; m + 4 <= me; m += 4)
+        micro_i8_c<4>(C, w + m * rb, rb, nb, xr + i * xs, xs, sums + i, acc + i * ldy + (m - m0), ldy);
+      for (; m < me; ++m)
+        micro_i8_c<1>(C, w + m * rb, rb, nb, xr + i * xs, xs, sums + i, acc + i * ldy + (m - m0), ldy);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- float activations
+// A weight never multiplies: a 16-entry table maps each 2-bit code (the low two bits of the index;
+// vpermd reads four) to a pattern P and vpternlogd keeps x's magnitude where P has it and flips
+// x's sign where P's sign bit is set: +1 -> x, -1 -> -x, 0 -> +-0. A zero weight therefore
+// ignores an infinite or NaN input, as the scalar reference does.
+constexpr int kTernSelect = 0x68;  // (C ? A ^ B : A & B) with A = x, B = P, C = sign mask
+
+inline __m512i code_table() {
+  return _mm512_setr_epi32(-1, 0, 0x7FFFFFFF, 0, -1, 0, 0x7FFFFFFF, 0, -1, 0, 0x7FFFFFFF, 0, -1, 0,
+                           0x7FFFFFFF, 0);
+}
+
+inline __m512 signed_select(__m512 x, __m512i p, __m512i sign) {
+  return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(x), p, sign, kTernSelect));
+}
+
+template <int R, int C>
+void micro_f32(const uint8_t* w, int64_t rb, int64_t nb, const float* xp, int64_t kp, float* out, int64_t ldy) {
+  const __m512i lut = code_table(), sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  __m512 a[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) a[r][c] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b)
+    for (int h = 0; h < 2; ++h) {
+      __m512i v[R];
+      for (int r = 0; r < R; ++r)
+        v[r] = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + r * rb + b * 32 + h * 16)));
+      for (int s = 0; s < 4; ++s) {
+        __m512i p[R];
+        for (int r = 0; r < R; ++r)
+          p[r] = _mm512_permutexvar_epi32(s == 0 ? v[r] : _mm512_srli_epi32(v[r], 2 * s), lut);
+        for (int c = 0; c < C; ++c) {
+          const __m512 xv = _mm512_load_ps(xp + c * kp + b * 128 + 32 * s + 16 * h);
+          for (int r = 0; r < R; ++r) a[r][c] = _mm512_add_ps(a[r][c], signed_select(xv, p[r], sign));
+        }
+      }
+    }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) out[c * ldy + r] = _mm512_reduce_add_ps(a[r][c]);
+}
+
+template <int R>
+void micro_f32_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const float* xp, int64_t kp, float* out,
+                 int64_t ldy) {
+  switch (C) {
+    case 1: micro_f32<R, 1>(w, rb, nb, xp, kp, out, ldy); break;
+    case 2: micro_f32<R, 2>(w, rb, nb, xp, kp, out, ldy); break;
+    case 3: micro_f32<R, 3>(w, rb, nb, xp, kp, out, ldy); break;
+    default: micro_f32<R, 4>(w, rb, nb, xp, kp, out, ldy); break;
+  }
+}
+
+void gemm_f32(const float* x, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1, float* y,
+              int64_t ldy) {
+  const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, kp = nb * kBlockWeights;
+  float* xp = static_cast<float*>(scratch(0, static_cast<size_t>(n * kp) * sizeof(float)));
+  for (int64_t i = 0; i < n; ++i) pad_copy(x + i * k, k, kp, xp + i * kp);
+  constexpr int64_t kRowChunk = 16;
+  for (int64_t mc = m0; mc < m1; mc += kRowChunk) {
+    const int64_t me = imin(m1, mc + kRowChunk);
+    for (int64_t i = 0; i < n; i += 4) {
+      const int C = static_cast<int>(imin(4, n - i));
+      int64_t m = mc;
+      for (; m + 4 <= me; m += 4) micro_f32_c<4>(C, w + m * rb, rb, nb, xp + i * kp, kp, y + i * ldy + (m - m0), ldy);
+      for (; m < me; ++m) micro_f32_c<1>(C, w + m * rb, rb, nb, xp + i * kp, kp, y + i * ldy + (m - m0), ldy);
+    }
+  }
+}
+
+// dx[c] accumulates +-g[m] row by row in increasing m, exactly as the scalar reference does, so the
+// transposed product is bit-identical to it.
+void gemm_t_f32(const float* g, int64_t n, int64_t mrows, const uint8_t* w, int64_t k, int64_t c0, int64_t c1,
+                float* dx) {
+  const int64_t rb = packed_row_bytes(k);
+  const __m512i lut = code_table(), sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* gi = g + i * mrows;
+    float* dxi = dx + i * k;
+    for (int64_t b = c0 / kBlockWeights; b * kBlockWeights < c1; ++b) {
+      __m512 a[8];
+      for (int q = 0; q < 8; ++q) a[q] = _mm512_setzero_ps();
+      for (int64_t m = 0; m < mrows; ++m) {
+        const __m512 gm = _mm512_set1_ps(gi[m]);
+        for (int h = 0; h < 2; ++h) {
+          const __m512i v =
+              _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + m * rb + b * 32 + h * 16)));
+          for (int s = 0; s < 4; ++s) {
+            const __m512i p = _mm512_permutexvar_epi32(s == 0 ? v : _mm512_srli_epi32(v, 2 * s), lut);
+            a[2 * s + h] = _mm512_add_ps(a[2 * s + h], signed_select(gm, p, sign));
+          }
+        }
+      }
+      for (int s = 0; s < 4; ++s)
+        for (int h = 0; h < 2; ++h) {
+          const int64_t col = b * kBlockWeights + 32 * s + 16 * h, cnt = imin(16, c1 - col);
+          if (cnt >= 16) _mm512_storeu_ps(dxi + col, a[2 * s + h]);
+          else if (cnt > 0) _mm512_mask_storeu_ps(dxi + col, static_cast<__mmask16>((1u << cnt) - 1), a[2 * s + h]);
+        }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace trix::kernels

@@ -1,0 +1,143 @@
+// A small persistent pool. One parallel region at a time; a region requested while another runs
+// (from a worker or another user thread) runs on its caller, so TriX never has more than
+// get_num_threads() threads busy.
+#include "trix/threads.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "trix/error.h"
+
+namespace trix {
+namespace {
+
+int default_threads() {
+  if (const char* env = std::getenv("TRIX_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n >= 1) return n;
+  }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+std::atomic<int> g_threads{default_threads()};
+thread_local bool t_in_worker = false;
+
+class Pool {
+ public:
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  // Runs job(0..parts-1), part 0 on the caller. Returns false if the pool is busy.
+  bool run(int parts, const std::function<void(int)>& job) {
+    std::unique_lock<std::mutex> region(region_mu_, std::try_to_lock);
+    if (!region.owns_lock()) return false;
+    grow(parts - 1);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      job_ = &job;
+      parts_ = parts;
+      pending_ = parts - 1;
+      ++generation_;
+    }
+    cv_.notify_all();
+    t_in_worker = true;  // nested calls from the caller's part run inline too
+    job(0);
+    t_in_worker = false;
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, [&] { return pending_ == 0; });
+    job_ = nullptr;
+    return true;
+  }
+
+ private:
+  void grow(int n) {
+    while (static_cast<int>(workers_.size()) < n) {
+      const int id = static_cast<int>(workers_.size()) + 1;  // part handled by this worker
+      workers_.emplace_back([this, id] { loop(id); });
+    }
+  }
+
+  void loop(int id) {
+    t_in_worker = true;
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int)>* job;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        if (id >= parts_) continue;
+        job = job_;
+      }
+      (*job)(id);  // the job catches its own exceptions
+      std::lock_guard<std::mutex> lk(mu_);
+      if (--pending_ == 0) done_cv_.notify_one();
+    }
+  }
+
+  std::mutex region_mu_, mu_;
+  std::condition_variable cv_, done_cv_;
+  std::vector<std::thread> workers_;
+  const std::function<void(int)>* job_ = nullptr;
+  int parts_ = 0, pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+  TRIX_CHECK_ARG(n >= 1, "set_num_threads", "n", "must be >= 1, got ", n);
+  g_threads.store(n);
+}
+
+int get_num_threads() { return g_threads.load(); }
+
+void parallel_for(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (count <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t grains = (count + grain - 1) / grain;
+  const int parts = static_cast<int>(std::min<int64_t>(get_num_threads(), grains));
+  if (parts <= 1 || t_in_worker) {
+    fn(0, count);
+    return;
+  }
+  // Static split: part p gets grains [p*grains/parts, (p+1)*grains/parts).
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(parts));
+  const std::function<void(int)> job = [&](int p) {
+    const int64_t b = std::min(count, grains * p / parts * grain);
+    const int64_t e = std::min(count, grains * (p + 1) / parts * grain);
+    try {
+      if (b < e) fn(b, e);
+    } catch (...) {
+      errors[static_cast<size_t>(p)] = std::current_exception();
+    }
+  };
+  if (!pool().run(parts, job)) {
+    fn(0, count);
+    return;
+  }
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace trix
