@@ -71,7 +71,7 @@ TEST(MemoryKMeans, DeterministicAndBounded) {
 TEST(MemoryKMeans, RecoversPlantedClusters) {
   const int64_t n = 2000, d = 256, k = 20;
   std::vector<int> label;
-  const auto x = planted(n, d, k, 0.5, 3, &label);
+  const auto x = planted(n, d, k, 0.3, 3, &label);
   trix::KMeansOptions opt;
   opt.slack = 0.2;
   for (int64_t mt : {int64_t(256), int64_t(20)}) {  // full data, then a trained sample

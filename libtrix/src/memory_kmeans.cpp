@@ -100,57 +100,49 @@ struct Assigner {
   }
 };
 
-// k-means++ seeding (D^2 sampling, squared distance |x|^2 + |c|^2 - 2 x.c in integers) on at most
-// kSeedRows rows per cluster of the training set: spreads seeds over distinct groups so that two
-// seeds rarely start in one group (which Lloyd iterations cannot undo under a capacity).
+// Seeding: a random first row, then farthest-first traversal (squared distance |x|^2 + |c|^2 - 2 x.c
+// in integers) over a seeded subset of kSeedRows rows per cluster. Seeds land in distinct groups,
+// which Lloyd iterations under a capacity could not repair later.
 void seed_plus_plus(const int8_t* x, int64_t m, int64_t d, int64_t k, Rng& rng, uint8_t* packed) {
-  constexpr int64_t kSeedRows = 16;
+  constexpr int64_t kSeedRows = 8;
   const int64_t rb = packed_row_bytes(d);
-  const int64_t step = std::max<int64_t>(1, m / (k * kSeedRows));
-  const int64_t s = (m + step - 1) / step;  // rows 0, step, 2*step, ...
+  const int64_t s = std::min(m, k * kSeedRows);  // a random subset (a stride could alias with the data)
+  std::vector<int64_t> idx(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) idx[i] = i;
+  for (int64_t i = 0; i < s; ++i) std::swap(idx[i], idx[i + static_cast<int64_t>(rng.below(m - i))]);
+  std::sort(idx.begin(), idx.begin() + s);
   std::vector<int8_t> sx(static_cast<size_t>(s * d));
   std::vector<int64_t> norm(static_cast<size_t>(s), 0);
   for (int64_t i = 0; i < s; ++i) {
-    std::copy(x + i * step * d, x + (i * step + 1) * d, sx.begin() + i * d);
+    std::copy(x + idx[i] * d, x + (idx[i] + 1) * d, sx.begin() + i * d);
     for (int64_t j = 0; j < d; ++j) norm[i] += sx[i * d + j] * sx[i * d + j];
   }
-  std::vector<uint64_t> best(static_cast<size_t>(s), UINT64_MAX);
-  std::vector<int32_t> dot(static_cast<size_t>(s)), sum(static_cast<size_t>(d));
-  std::vector<char> taken(static_cast<size_t>(s), 0);
-  int64_t pick = static_cast<int64_t>(rng.below(s));
+  const int64_t trials = 1;
+  std::vector<int64_t> best(static_cast<size_t>(s), INT64_MAX), cnorm(static_cast<size_t>(trials));
+  std::vector<int32_t> dot(static_cast<size_t>(s * trials));
+  std::vector<uint8_t> cand(static_cast<size_t>(trials * rb));
+  std::vector<int32_t> sum(static_cast<size_t>(d));
+  auto load = [&](int64_t row, int64_t t) {  // candidate t := sign of sample row
+    cnorm[t] = 0;
+    for (int64_t j = 0; j < d; ++j) sum[j] = sx[row * d + j], cnorm[t] += (sum[j] != 0);
+    pack_sign(sum.data(), d, cand.data() + t * rb);
+  };
+  auto dist = [&](int64_t i, int64_t t, int64_t nt) {
+    return std::max<int64_t>(0, norm[i] + cnorm[t] - 2 * static_cast<int64_t>(dot[i * nt + t]));
+  };
   for (int64_t c = 0; c < k; ++c) {
-    if (c > 0) {
-      uint64_t total = 0;
-      for (int64_t i = 0; i < s; ++i) total += taken[i] ? 0 : best[i];
-      pick = -1;
-      if (total > 0) {
-        uint64_t r = rng.below(total);
-        for (int64_t i = 0; i < s && pick < 0; ++i) {
-          const uint64_t w = taken[i] ? 0 : best[i];
-          if (r < w) pick = i; else r -= w;
-        }
-      }
-      if (pick < 0) {  // every row coincides with a seed: take distinct rows of the full set
-        pick = -1;
-        for (int64_t i = 0; i < s && pick < 0; ++i) if (!taken[i]) pick = i;
-      }
+    int64_t nt = 0;
+    if (c == 0) {
+      load(static_cast<int64_t>(rng.below(s)), nt++);
+    } else {
+      // Farthest first: D^2 sampling alone too often seeds one group twice in high dimension,
+      // where distances within a group are not much shorter than between groups.
+      load(std::max_element(best.begin(), best.end()) - best.begin(), nt++);
     }
-    int64_t cn = 0;
-    if (pick >= 0) {
-      taken[pick] = 1;
-      for (int64_t j = 0; j < d; ++j) sum[j] = sx[pick * d + j];
-    } else {  // fewer sample rows than clusters: fall back to rows of the training set
-      const int64_t i = static_cast<int64_t>(rng.below(m));
-      for (int64_t j = 0; j < d; ++j) sum[j] = x[i * d + j];
-    }
-    uint8_t* row = packed + c * rb;
-    pack_sign(sum.data(), d, row);
-    for (int64_t j = 0; j < d; ++j) cn += (sum[j] != 0);
-    kernels::active().gemm_i8(sx.data(), s, d, row, 0, 1, dot.data(), 1);
-    for (int64_t i = 0; i < s; ++i) {
-      const int64_t dist = norm[i] + cn - 2 * static_cast<int64_t>(dot[i]);
-      best[i] = std::min<uint64_t>(best[i], static_cast<uint64_t>(std::max<int64_t>(dist, 0)));
-    }
+    kernels::active().gemm_i8(sx.data(), s, d, cand.data(), 0, nt, dot.data(), nt);
+    const int64_t win = 0;
+    for (int64_t i = 0; i < s; ++i) best[i] = std::min(best[i], dist(i, win, nt));
+    std::copy(cand.begin() + win * rb, cand.begin() + (win + 1) * rb, packed + c * rb);
   }
 }
 

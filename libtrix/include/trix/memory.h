@@ -41,7 +41,7 @@ struct IndexOptions {
   int levels = 0;              // levels of the tree including the tile level: 2, 3; 0 = 2 up to
                                // kThreeLevelTiles tiles, 3 above
   int64_t leaf_size = 0;       // target tiles per leaf cluster; 0 = ceil(sqrt(n))
-  KMeansOptions kmeans{};      // seed, iterations, slack of every k-means of the build
+  KMeansOptions kmeans{0, 10, 0.1, 64};  // seed, iterations, slack, sample of every k-means of the build
   double rebuild_factor = 2.0; // a leaf past rebuild_factor * its capacity, or a tile count that moved
                                // by that factor since the build, marks the index for a rebuild
   bool auto_rebuild = true;    // rebuild at the end of the add/remove/replace that marks it

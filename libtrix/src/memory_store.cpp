@@ -1,0 +1,198 @@
+// SignatureMemory storage and the living-memory operations: add, remove, replace without a rebuild.
+// Tiles live in their leaf cluster as contiguous packed rows; an id map gives (cluster, position).
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+
+#include "memory_internal.h"
+#include "trix/error.h"
+#include "trix/signature.h"
+
+namespace trix {
+
+namespace {
+void check_ternary(const int8_t* s, int64_t n, int64_t d, const char* f, const char* arg) {
+  TRIX_CHECK_ARG(n == 0 || s != nullptr, f, arg, "must not be null");
+  for (int64_t i = 0; i < n * d; ++i)
+    TRIX_CHECK_ARG(s[i] >= -1 && s[i] <= 1, f, arg, "must hold -1, 0 or 1, got ", int(s[i]), " at [", i / d,
+                   ", ", i % d, "]");
+}
+}  // namespace
+
+SignatureMemory::SignatureMemory(int64_t dim) {
+  TRIX_CHECK_ARG(dim >= 1, "SignatureMemory", "dim", "must be >= 1, got ", dim);
+  dim_ = dim;
+  rb_ = packed_row_bytes(dim);
+  clusters_.resize(1);
+  clusters_[0].sum.assign(static_cast<size_t>(dim), 0);
+}
+
+SignatureMemory SignatureMemory::from_int8(const int8_t* sigs, int64_t n, int64_t d) {
+  SignatureMemory m(d);
+  m.add(sigs, n);
+  return m;
+}
+
+SignatureMemory SignatureMemory::from_packed(const TernaryView& sig) {
+  check_view(sig, "SignatureMemory.from_packed", "sig");
+  std::vector<int8_t> s(static_cast<size_t>(sig.rows * sig.cols));
+  unpack_int8(sig.data, sig.rows, sig.cols, s.data());
+  return from_int8(s.data(), sig.rows, sig.cols);
+}
+
+SignatureMemory SignatureMemory::from_tiles(const TernaryView& up, int64_t tiles) {
+  TRIX_CHECK_ARG(tiles >= 1, "SignatureMemory.from_tiles", "tiles", "must be >= 1, got ", tiles);
+  std::vector<int8_t> s(static_cast<size_t>(tiles * up.cols));
+  tile_signatures(up, tiles, s.data());
+  return from_int8(s.data(), tiles, up.cols);
+}
+
+bool SignatureMemory::contains(int64_t id) const {
+  return id >= 0 && id < next_id_ && loc_[static_cast<size_t>(id)].cluster >= 0;
+}
+
+int64_t SignatureMemory::cluster_of(int64_t id) const {
+  TRIX_CHECK_ARG(contains(id), "SignatureMemory.cluster_of", "id", "must be a stored id, got ", id);
+  return loc_[static_cast<size_t>(id)].cluster;
+}
+
+std::vector<int64_t> SignatureMemory::cluster_sizes() const {
+  std::vector<int64_t> s;
+  for (const Cluster& c : clusters_) s.push_back(static_cast<int64_t>(c.ids.size()));
+  return s;
+}
+
+int64_t SignatureMemory::nbytes() const {
+  int64_t b = static_cast<int64_t>(loc_.size() * sizeof(Loc));
+  for (const Cluster& c : clusters_)
+    b += static_cast<int64_t>(c.rows.size() + c.ids.size() * sizeof(int64_t) + c.sum.size() * sizeof(int32_t));
+  for (const Level& l : levels_)
+    b += static_cast<int64_t>(l.sig.size() + l.child_begin.size() * sizeof(int64_t));
+  return b;
+}
+
+// Greedy descent: the best node at each level, then the best leaf under it (exact for 2 levels).
+int64_t SignatureMemory::nearest_leaf(const int8_t* sig) const {
+  std::vector<int32_t> tmp;
+  std::vector<float> s;
+  int64_t lo = 0, hi = levels_[0].count, best = 0;
+  for (size_t l = 0; l < levels_.size(); ++l) {
+    s.resize(static_cast<size_t>(hi - lo));
+    mem::score(sig, 1, dim_, levels_[l].sig.data() + lo * rb_, hi - lo, s.data(), hi - lo, tmp);
+    mem::TopK top(1);
+    for (int64_t r = 0; r < hi - lo; ++r) top.push({s[r], lo + r});
+    best = top.v[0].id;
+    if (l + 1 < levels_.size()) lo = levels_[l].child_begin[best], hi = levels_[l].child_begin[best + 1];
+  }
+  return best;
+}
+
+void SignatureMemory::refresh_leaf_signature(int64_t c) {
+  if (levels_.empty()) return;
+  mem::pack_sign(clusters_[c].sum.data(), dim_, levels_.back().sig.data() + c * rb_);
+}
+
+void SignatureMemory::insert(int64_t id, const int8_t* sig) {
+  const int64_t c = levels_.empty() ? 0 : nearest_leaf(sig);
+  Cluster& cl = clusters_[c];
+  const int64_t pos = static_cast<int64_t>(cl.ids.size());
+  cl.rows.resize(static_cast<size_t>((pos + 1) * rb_));
+  pack_int8(sig, 1, dim_, cl.rows.data() + pos * rb_);
+  cl.ids.push_back(id);
+  for (int64_t j = 0; j < dim_; ++j) cl.sum[j] += sig[j];
+  refresh_leaf_signature(c);
+  loc_[static_cast<size_t>(id)] = Loc{static_cast<int32_t>(c), static_cast<int32_t>(pos)};
+  ++size_;
+}
+
+void SignatureMemory::erase(int64_t id) {
+  const Loc at = loc_[static_cast<size_t>(id)];
+  Cluster& cl = clusters_[at.cluster];
+  std::vector<int8_t> sig(static_cast<size_t>(dim_));
+  unpack_int8(cl.rows.data() + at.pos * rb_, 1, dim_, sig.data());
+  for (int64_t j = 0; j < dim_; ++j) cl.sum[j] -= sig[j];
+  const int64_t last = static_cast<int64_t>(cl.ids.size()) - 1;
+  if (at.pos != last) {  // the last row fills the hole: rows stay contiguous
+    std::copy(cl.rows.begin() + last * rb_, cl.rows.begin() + (last + 1) * rb_, cl.rows.begin() + at.pos * rb_);
+    cl.ids[at.pos] = cl.ids[last];
+    loc_[static_cast<size_t>(cl.ids[at.pos])].pos = at.pos;
+  }
+  cl.ids.pop_back();
+  cl.rows.resize(static_cast<size_t>(last * rb_));
+  refresh_leaf_signature(at.cluster);
+  loc_[static_cast<size_t>(id)] = Loc{};
+  --size_;
+}
+
+std::vector<int64_t> SignatureMemory::add(const int8_t* sigs, int64_t n) {
+  TRIX_CHECK_ARG(n >= 0, "SignatureMemory.add", "sigs", "must have a non-negative row count, got ", n);
+  check_ternary(sigs, n, dim_, "SignatureMemory.add", "sigs");
+  TRIX_CHECK_ARG(next_id_ + n < (int64_t(1) << 40), "SignatureMemory.add", "sigs", "would exceed 2^40 ids");
+  std::vector<int64_t> ids(static_cast<size_t>(n));
+  loc_.resize(static_cast<size_t>(next_id_ + n));
+  for (int64_t i = 0; i < n; ++i) {
+    ids[i] = next_id_++;
+    insert(ids[i], sigs + i * dim_);
+  }
+  check_drift();
+  return ids;
+}
+
+namespace {
+void check_ids(const SignatureMemory& m, const int64_t* ids, int64_t n, const char* f) {
+  TRIX_CHECK_ARG(n >= 0, f, "ids", "must have a non-negative length, got ", n);
+  std::unordered_set<int64_t> seen;
+  for (int64_t i = 0; i < n; ++i) {
+    TRIX_CHECK_ARG(m.contains(ids[i]), f, "ids", "must hold stored ids, got ", ids[i], " at [", i, "]");
+    TRIX_CHECK_ARG(seen.insert(ids[i]).second, f, "ids", "must not repeat an id, got ", ids[i], " twice");
+  }
+}
+}  // namespace
+
+void SignatureMemory::remove(const int64_t* ids, int64_t n) {
+  check_ids(*this, ids, n, "SignatureMemory.remove");
+  for (int64_t i = 0; i < n; ++i) erase(ids[i]);
+  check_drift();
+}
+
+void SignatureMemory::replace(const int64_t* ids, int64_t n, const int8_t* sigs) {
+  check_ids(*this, ids, n, "SignatureMemory.replace");
+  check_ternary(sigs, n, dim_, "SignatureMemory.replace", "sigs");
+  for (int64_t i = 0; i < n; ++i) {
+    erase(ids[i]);
+    insert(ids[i], sigs + i * dim_);
+  }
+  check_drift();
+}
+
+void SignatureMemory::get(const int64_t* ids, int64_t n, int8_t* out) const {
+  for (int64_t i = 0; i < n; ++i) {
+    TRIX_CHECK_ARG(contains(ids[i]), "SignatureMemory.get", "ids", "must hold stored ids, got ", ids[i], " at [", i, "]");
+    const Loc at = loc_[static_cast<size_t>(ids[i])];
+    unpack_int8(clusters_[at.cluster].rows.data() + at.pos * rb_, 1, dim_, out + i * dim_);
+  }
+}
+
+std::vector<int8_t> SignatureMemory::compose(const int64_t* ids, int64_t n) const {
+  TRIX_CHECK_ARG(n >= 1, "SignatureMemory.compose", "ids", "must name at least one tile, got ", n);
+  std::vector<int8_t> s(static_cast<size_t>(n * dim_)), out(static_cast<size_t>(dim_));
+  get(ids, n, s.data());
+  compose_signatures(s.data(), n, dim_, out.data());
+  return out;
+}
+
+// Drift policy: a leaf past rebuild_factor x its build capacity, or a tile count that grew or shrank
+// by rebuild_factor since the build, marks the tree stale (a rebuild re-balances it).
+void SignatureMemory::check_drift() {
+  if (levels_.empty()) return;
+  const double f = opts_.rebuild_factor;
+  const double cap = static_cast<double>(
+      kmeans_capacity(std::max<int64_t>(built_size_, 1), num_clusters(), opts_.kmeans.slack));
+  bool drift = static_cast<double>(size_) > f * static_cast<double>(built_size_) ||
+               f * static_cast<double>(size_) < static_cast<double>(built_size_);
+  for (const Cluster& c : clusters_) drift = drift || static_cast<double>(c.ids.size()) > f * cap;
+  dirty_ = dirty_ || drift;
+  if (dirty_ && opts_.auto_rebuild && size_ > 0) build(opts_);
+}
+
+}  // namespace trix

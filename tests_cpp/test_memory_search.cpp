@@ -1,0 +1,302 @@
+// SignatureMemory: flat search against a brute-force reference, ties, top-k, tree recall measured
+// against exact search, grouping, living-memory updates, persistence and argument errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "test_util.h"
+#include "trix/error.h"
+#include "trix/memory.h"
+
+namespace {
+
+using trix::SearchOptions;
+using trix::SignatureMemory;
+
+// Brute force: the k best (score desc, id asc) of q against sig rows named by ids.
+std::vector<std::pair<float, int64_t>> brute(const float* q, const std::vector<int8_t>& sig, const std::vector<int64_t>& ids,
+                                             int64_t d, int64_t k) {
+  std::vector<std::pair<float, int64_t>> all;
+  for (size_t r = 0; r < ids.size(); ++r) {
+    double s = 0;
+    for (int64_t j = 0; j < d; ++j) s += double(q[j]) * sig[r * d + j];
+    all.emplace_back(static_cast<float>(s), ids[r]);
+  }
+  std::sort(all.begin(), all.end(), [](auto a, auto b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  all.resize(std::min<size_t>(all.size(), static_cast<size_t>(k)));
+  return all;
+}
+
+std::vector<int8_t> planted(int64_t n, int64_t d, int64_t groups, double flip, uint32_t seed) {
+  std::mt19937 g(seed);
+  const auto centres = trix_test::random_ternary(groups * d, seed + 1);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::uniform_int_distribution<int> t(-1, 1), pick(0, static_cast<int>(groups - 1));
+  std::vector<int8_t> x(static_cast<size_t>(n * d));
+  for (int64_t i = 0; i < n; ++i) {
+    const int c = pick(g);
+    for (int64_t j = 0; j < d; ++j) x[i * d + j] = u(g) < flip ? static_cast<int8_t>(t(g)) : centres[c * d + j];
+  }
+  return x;
+}
+
+TEST(MemorySearch, FlatMatchesBruteForceInt8AndFloat) {
+  const int64_t n = 300, d = 200, nq = 17, k = 5;
+  const auto sig = trix_test::random_ternary(n * d, 1);
+  SignatureMemory m = SignatureMemory::from_int8(sig.data(), n, d);
+  EXPECT_EQ(m.size(), n);
+  std::vector<int64_t> ids(n);
+  std::iota(ids.begin(), ids.end(), 0);
+  const auto qi = trix_test::random_int8(nq * d, 2);
+  SearchOptions o;
+  o.k = k;
+  const auto ri = m.search_i8(qi.data(), nq, o);
+  for (int64_t i = 0; i < nq; ++i) {
+    std::vector<float> qf(qi.begin() + i * d, qi.begin() + (i + 1) * d);
+    const auto ref = brute(qf.data(), sig, ids, d, k);
+    for (int64_t j = 0; j < k; ++j) {
+      EXPECT_EQ(ri.ids[i * k + j], ref[j].second);
+      EXPECT_EQ(ri.scores[i * k + j], ref[j].first);
+    }
+    EXPECT_EQ(ri.scored[i], n);
+  }
+  // Float queries of small integers: exact in float too, so the same answer.
+  const auto qf = trix_test::random_floats(nq * d, 3);
+  const auto rf = m.search(qf.data(), nq, o);
+  for (int64_t i = 0; i < nq; ++i) {
+    const auto ref = brute(qf.data() + i * d, sig, ids, d, k);
+    for (int64_t j = 0; j < k; ++j) {
+      EXPECT_NEAR(rf.scores[i * k + j], ref[j].first, 1e-3);
+      if (j + 1 < k && std::abs(ref[j].first - ref[j + 1].first) > 1e-3 && (j == 0 || std::abs(ref[j - 1].first - ref[j].first) > 1e-3))
+        EXPECT_EQ(rf.ids[i * k + j], ref[j].second);
+    }
+  }
+}
+
+TEST(MemorySearch, TiesGoToLowestIdAndKBeyondSize) {
+  const int64_t d = 128;
+  std::vector<int8_t> sig(4 * d, 0);
+  for (int64_t j = 0; j < d; ++j) sig[1 * d + j] = sig[3 * d + j] = 1;  // ids 1 and 3 equal
+  SignatureMemory m = SignatureMemory::from_int8(sig.data(), 4, d);
+  std::vector<int8_t> q(d, 1);
+  SearchOptions o;
+  o.k = 6;
+  const auto r = m.search_i8(q.data(), 1, o);
+  EXPECT_EQ(r.ids[0], 1);
+  EXPECT_EQ(r.ids[1], 3);
+  EXPECT_EQ(r.ids[2], 0);  // zeros tie too: lowest id first
+  EXPECT_EQ(r.ids[3], 2);
+  EXPECT_EQ(r.ids[4], -1);
+  EXPECT_TRUE(std::isinf(r.scores[5]) && r.scores[5] < 0);
+}
+
+TEST(MemorySearch, TreeRecallMeasuredAgainstExact) {
+  const int64_t n = 4000, d = 256, nq = 200;
+  const auto sig = planted(n, d, 64, 0.4, 5);
+  SignatureMemory m = SignatureMemory::from_int8(sig.data(), n, d);
+  m.build();
+  EXPECT_EQ(m.levels(), 2);
+  EXPECT_EQ(m.num_clusters(), 63);  // ceil(4000 / ceil(sqrt(4000)))
+  // Near-key queries: a stored key plus Gaussian noise.
+  std::mt19937 g(9);
+  std::normal_distribution<float> nz(0, 0.5f);
+  std::vector<float> q(nq * d);
+  for (int64_t i = 0; i < nq; ++i)
+    for (int64_t j = 0; j < d; ++j) q[i * d + j] = sig[(i * 17 % n) * d + j] + nz(g);
+  SearchOptions ex;
+  ex.exact = true;
+  const auto exact = m.search(q.data(), nq, ex);
+  double prev = -1;
+  for (int64_t p : {int64_t(1), int64_t(4), m.num_clusters()}) {
+    SearchOptions o;
+    o.probes = p;
+    const auto r = m.search(q.data(), nq, o);
+    int64_t hit = 0, scored = 0;
+    for (int64_t i = 0; i < nq; ++i) hit += r.ids[i] == exact.ids[i], scored += r.scored[i];
+    const double recall = double(hit) / nq;
+    EXPECT_GE(recall, prev);  // more probes never lose what fewer found
+    prev = recall;
+    if (p == 1) EXPECT_LT(scored / nq, n / 4);
+    if (p == m.num_clusters()) EXPECT_EQ(recall, 1.0);  // every cluster probed: exact
+  }
+  EXPECT_GE(prev, 0.9);
+}
+
+TEST(MemorySearch, ThreeLevelsRecall) {
+  const int64_t n = 3000, d = 128, nq = 100;
+  const auto sig = planted(n, d, 50, 0.3, 6);
+  SignatureMemory m = SignatureMemory::from_int8(sig.data(), n, d);
+  trix::IndexOptions io;
+  io.levels = 3;
+  io.leaf_size = 30;
+  m.build(io);
+  EXPECT_EQ(m.levels(), 3);
+  auto sizes = m.cluster_sizes();
+  EXPECT_EQ(std::accumulate(sizes.begin(), sizes.end(), int64_t(0)), n);
+  std::vector<float> q(sig.begin(), sig.begin() + nq * d);  // queries equal to stored keys
+  SearchOptions o;
+  o.probes = 8;
+  o.upper_probes = 4;
+  const auto r = m.search(q.data(), nq, o);
+  SearchOptions ex;
+  ex.exact = true;
+  const auto e = m.search(q.data(), nq, ex);
+  int64_t hit = 0;
+  for (int64_t i = 0; i < nq; ++i) hit += r.scores[i] == e.scores[i];
+  EXPECT_GE(hit, 95);
+  const auto expl = m.explain(q.data(), o);
+  EXPECT_EQ(expl.path.size(), 2u);
+  EXPECT_EQ(expl.path.back(), m.cluster_of(expl.id));
+  EXPECT_EQ(expl.exact_score, e.scores[0]);
+  EXPECT_FLOAT_EQ(expl.margin, expl.score - expl.runner_up_score);
+}
+
+TEST(MemorySearch, GroupingPermutation) {
+  const int64_t n = 50, d = 64, nq = 40, k = 2;
+  const auto sig = trix_test::random_ternary(n * d, 11);
+  SignatureMemory m = SignatureMemory::from_int8(sig.data(), n, d);
+  const auto q = trix_test::random_floats(nq * d, 12);
+  SearchOptions o;
+  o.k = k;
+  const auto g = m.lookup(q.data(), nq, o);
+  ASSERT_EQ(g.offsets.size(), g.tiles.size() + 1);
+  ASSERT_EQ(g.perm.size(), static_cast<size_t>(nq * k));
+  std::vector<int64_t> sorted = g.perm;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t p = 0; p < nq * k; ++p) ASSERT_EQ(sorted[p], p);  // a permutation
+  for (size_t t = 0; t < g.tiles.size(); ++t) {
+    if (t) EXPECT_LT(g.tiles[t - 1], g.tiles[t]);
+    for (int64_t p = g.offsets[t]; p < g.offsets[t + 1]; ++p) {
+      EXPECT_EQ(g.result.ids[g.perm[p]], g.tiles[t]);
+      if (p > g.offsets[t]) EXPECT_LT(g.perm[p - 1], g.perm[p]);
+    }
+  }
+}
+
+TEST(MemorySearch, AddRemoveReplaceKeepSearchExact) {
+  const int64_t n = 600, d = 128;
+  auto sig = planted(n, d, 12, 0.3, 21);
+  SignatureMemory m = SignatureMemory::from_int8(sig.data(), n, d);
+  trix::IndexOptions io;
+  io.auto_rebuild = false;
+  m.build(io);
+  const auto extra = trix_test::random_ternary(20 * d, 22);
+  const auto ids = m.add(extra.data(), 20);
+  EXPECT_EQ(ids.front(), n);
+  EXPECT_EQ(m.size(), n + 20);
+  std::vector<int64_t> gone{3, 100, static_cast<int64_t>(n + 5)};
+  m.remove(gone.data(), 3);
+  EXPECT_FALSE(m.contains(3));
+  EXPECT_EQ(m.size(), n + 17);
+  const auto rep = trix_test::random_ternary(d, 23);
+  int64_t id7 = 7;
+  m.replace(&id7, 1, rep.data());
+  std::vector<int8_t> back(d);
+  m.get(&id7, 1, back.data());
+  EXPECT_EQ(back, rep);
+  // Every stored key finds itself exactly; with all clusters probed the tree equals exact search.
+  std::vector<int64_t> all;
+  for (int64_t id = 0; id < m.next_id(); ++id)
+    if (m.contains(id)) all.push_back(id);
+  std::vector<int8_t> keys(all.size() * d);
+  m.get(all.data(), static_cast<int64_t>(all.size()), keys.data());
+  SearchOptions o;
+  o.probes = m.num_clusters();
+  const auto r = m.search_i8(keys.data(), static_cast<int64_t>(all.size()), o);
+  SearchOptions ex;
+  ex.exact = true;
+  const auto e = m.search_i8(keys.data(), static_cast<int64_t>(all.size()), ex);
+  EXPECT_EQ(r.ids, e.ids);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(e.scores[i], std::count_if(keys.begin() + i * d, keys.begin() + (i + 1) * d, [](int8_t v) { return v != 0; }));
+  // Leaf signatures stay the sign of their members after updates.
+  std::vector<int64_t> sizes = m.cluster_sizes();
+  EXPECT_EQ(std::accumulate(sizes.begin(), sizes.end(), int64_t(0)), m.size());
+}
+
+TEST(MemorySearch, DriftTriggersRebuild) {
+  const int64_t n = 400, d = 64;
+  const auto sig = planted(n, d, 8, 0.3, 31);
+  SignatureMemory m = SignatureMemory::from_int8(sig.data(), n, d);
+  trix::IndexOptions io;
+  io.auto_rebuild = false;
+  m.build(io);
+  const int64_t c0 = m.num_clusters();
+  std::vector<int8_t> same(d * 200);
+  for (int64_t i = 0; i < 200; ++i) std::copy(sig.begin(), sig.begin() + d, same.begin() + i * d);
+  m.add(same.data(), 200);  // one cluster swells
+  EXPECT_TRUE(m.needs_rebuild());
+  io.auto_rebuild = true;
+  m.build(io);
+  EXPECT_FALSE(m.needs_rebuild());
+  const auto sizes = m.cluster_sizes();
+  EXPECT_LE(*std::max_element(sizes.begin(), sizes.end()), trix::kmeans_capacity(600, m.num_clusters(), io.kmeans.slack));
+  EXPECT_GE(m.num_clusters(), c0);
+}
+
+TEST(MemorySearch, PersistenceRoundTripAndCorruption) {
+  const int64_t n = 500, d = 96;
+  const auto sig = planted(n, d, 10, 0.3, 41);
+  SignatureMemory m = SignatureMemory::from_int8(sig.data(), n, d);
+  m.build();
+  int64_t rm = 4;
+  m.remove(&rm, 1);
+  const auto bytes = m.serialize();
+  SignatureMemory l = SignatureMemory::deserialize(bytes.data(), bytes.size());
+  EXPECT_EQ(l.size(), m.size());
+  EXPECT_EQ(l.cluster_sizes(), m.cluster_sizes());
+  EXPECT_FALSE(l.contains(4));
+  const auto q = trix_test::random_floats(20 * d, 42);
+  SearchOptions o;
+  o.k = 3;
+  o.probes = 2;
+  EXPECT_EQ(l.search(q.data(), 20, o).ids, m.search(q.data(), 20, o).ids);
+  EXPECT_EQ(l.serialize(), bytes);
+  // Every truncation, and a flipped bit anywhere, is a FormatError.
+  for (size_t cut = 0; cut < bytes.size(); cut += 1 + cut / 3)
+    EXPECT_THROW(SignatureMemory::deserialize(bytes.data(), cut), trix::FormatError) << cut;
+  for (size_t pos = 0; pos < bytes.size(); pos += 37) {
+    auto bad = bytes;
+    bad[pos] ^= 0x10;
+    EXPECT_THROW(SignatureMemory::deserialize(bad.data(), bad.size()), trix::FormatError) << pos;
+  }
+  const std::string path = ::testing::TempDir() + "trix_memory_test.bin";
+  m.save(path);
+  EXPECT_EQ(SignatureMemory::load(path).size(), m.size());
+  std::remove(path.c_str());
+}
+
+TEST(MemorySearch, BadArgumentsNameTheArgument) {
+  auto what = [](auto f) -> std::string {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(what([] { SignatureMemory m(0); }).find("'dim'"), std::string::npos);
+  SignatureMemory m(8);
+  std::vector<int8_t> bad(8, 2);
+  EXPECT_NE(what([&] { m.add(bad.data(), 1); }).find("'sigs'"), std::string::npos);
+  int64_t id = 5;
+  EXPECT_NE(what([&] { m.remove(&id, 1); }).find("'ids'"), std::string::npos);
+  std::vector<float> q(8, 1.0f);
+  SearchOptions o;
+  o.k = 0;
+  EXPECT_NE(what([&] { m.search(q.data(), 1, o); }).find("'k'"), std::string::npos);
+  o = {};
+  o.probes = 0;
+  EXPECT_NE(what([&] { m.search(q.data(), 1, o); }).find("'probes'"), std::string::npos);
+  trix::IndexOptions io;
+  io.levels = 5;
+  EXPECT_NE(what([&] { m.build(io); }).find("'levels'"), std::string::npos);
+}
+
+}  // namespace
