@@ -3,6 +3,7 @@
 
 namespace trix_py {
 void bind_core(nb::module_& m);
+void bind_cpu(nb::module_& m);
 void bind_memory(nb::module_& m);
 }
 
@@ -10,5 +11,6 @@ NB_MODULE(_C, m) {
   m.doc() = "Low-level bindings over libtrix. Use the functions in the trix package instead.";
   m.attr("__version__") = TRIX_VERSION;
   trix_py::bind_core(m);
+  trix_py::bind_cpu(m);
   trix_py::bind_memory(m);
 }

@@ -5,6 +5,7 @@ adds a functional API over numpy arrays and torch CPU tensors (``trix.ops``), an
 Importing ``trix`` loads neither torch nor matplotlib; they load on first use.
 """
 from ._C import __version__, FormatError
+from ._C import simd_level, set_simd_level, available_simd_levels, set_num_threads, get_num_threads
 from . import memory  # the signature memory (numpy only, no torch)
 from .ops import (
     PackedTernary,
@@ -32,3 +33,4 @@ __all__ = [
     "matmul", "matmul_t", "matmul_i8", "matmul_i8_acc", "tiled_ffn", "tile_signatures", "route_scores",
     "top_k", "route", "save", "load", "from_prototype", "to_prototype",
 ]
+__all__ += ["simd_level", "set_simd_level", "available_simd_levels", "set_num_threads", "get_num_threads"]
