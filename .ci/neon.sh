@@ -41,8 +41,9 @@ run() {  # run <qemu cpu> <expected best level>
   echo "== qemu-aarch64 -cpu $1 (expecting $2)"
   TRIX_EXPECT_LEVEL=$2 qemu-aarch64 -cpu "$1" -L "$SYSROOT" "$TESTS" --gtest_brief=1
   # The expectation test must really have run (not been skipped).
-  TRIX_EXPECT_LEVEL=$2 qemu-aarch64 -cpu "$1" -L "$SYSROOT" "$TESTS" \
-    --gtest_filter=Kernels.ExpectedBestLevel | grep -q "\[       OK \] Kernels.ExpectedBestLevel"
+  local out
+  out=$(TRIX_EXPECT_LEVEL=$2 qemu-aarch64 -cpu "$1" -L "$SYSROOT" "$TESTS" --gtest_filter=Kernels.ExpectedBestLevel)
+  grep -q "\[       OK \] Kernels.ExpectedBestLevel" <<<"$out" || { echo "$out"; exit 1; }
 }
 run max neon_dotprod
 run cortex-a53 neon
