@@ -58,6 +58,19 @@ def ternary_codes(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> Tuple[to
     return q, g
 
 
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the quantized value exactly (not w + (q - w), which rounds); backward: g * factor."""
+
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, value: torch.Tensor, factor):
+        ctx.factor = factor
+        return value
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        return (g if ctx.factor is None else g * ctx.factor), None, None
+
+
 def _expand_scale(scale: torch.Tensor, rows: int) -> torch.Tensor:
     return scale[:, None] if scale.numel() == rows and rows != 1 else scale.reshape(1, 1)
 
@@ -65,16 +78,14 @@ def _expand_scale(scale: torch.Tensor, rows: int) -> torch.Tensor:
 def ternary_ste(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> torch.Tensor:
     """The effective weight scale * q [M, K], with the straight-through gradient d/dw = identity."""
     q, s = ternary_codes(w, cfg)
-    wq = q * _expand_scale(s, w.shape[0])
-    return w + (wq - w).detach()
+    return _StraightThrough.apply(w, q * _expand_scale(s, w.shape[0]), None)
 
 
 def ternary_ste_codes(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> torch.Tensor:
     """The codes q [M, K] as a differentiable tensor: forward q, gradient d/dw = 1 / scale
     (the STE of q = w / scale rounded). Used where the codes themselves feed a loss (signatures)."""
     q, s = ternary_codes(w, cfg)
-    r = w / _expand_scale(s, w.shape[0]).detach()
-    return r + (q - r).detach()
+    return _StraightThrough.apply(w, q, 1.0 / _expand_scale(s, w.shape[0]))
 
 
 def quantize_activations(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -89,8 +100,7 @@ def quantize_activations(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
 def fake_quant_activations(x: torch.Tensor) -> torch.Tensor:
     """x [..., K] rounded to what the int8 kernels see (xq * xscale), with the straight-through gradient."""
     xq, xs = quantize_activations(x)
-    xd = xq.to(x.dtype) * xs[..., None]
-    return x + (xd - x).detach()
+    return _StraightThrough.apply(x, xq.to(x.dtype) * xs[..., None], None)
 
 
 def nonzero_fraction(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> float:
