@@ -7,6 +7,7 @@
 
 #include "memory_internal.h"
 #include "trix/error.h"
+#include "trix/threads.h"
 
 namespace trix {
 namespace mem {
@@ -38,16 +39,19 @@ struct Assigner {
   void run() {
     const int64_t nc = std::min(k, kCandidates);
     std::vector<mem::Cand> cand(static_cast<size_t>(m * nc));
-    std::vector<float> s(static_cast<size_t>(kChunk * k));
-    for (int64_t i0 = 0; i0 < m; i0 += kChunk) {
-      const int64_t rows = std::min(kChunk, m - i0);
-      score(x + i0 * d, rows, d, packed.data(), k, s.data(), k, tmp);
-      for (int64_t i = 0; i < rows; ++i) {
-        TopK top(nc);
-        for (int64_t c = 0; c < k; ++c) top.push({s[i * k + c], c});
-        std::copy(top.v.begin(), top.v.end(), cand.begin() + (i0 + i) * nc);
+    parallel_for(m, kChunk, [&](int64_t b, int64_t e) {  // rows are independent: any split, same result
+      std::vector<float> s(static_cast<size_t>(kChunk * k));
+      std::vector<int32_t> t32;
+      for (int64_t i0 = b; i0 < e; i0 += kChunk) {
+        const int64_t rows = std::min(kChunk, e - i0);
+        score(x + i0 * d, rows, d, packed.data(), k, s.data(), k, t32);
+        for (int64_t i = 0; i < rows; ++i) {
+          TopK top(nc);
+          for (int64_t c = 0; c < k; ++c) top.push({s[i * k + c], c});
+          std::copy(top.v.begin(), top.v.end(), cand.begin() + (i0 + i) * nc);
+        }
       }
-    }
+    });
     std::vector<int64_t> order(static_cast<size_t>(m));
     std::iota(order.begin(), order.end(), 0);
     auto margin = [&](int64_t i) {

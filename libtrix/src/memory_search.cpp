@@ -7,6 +7,7 @@
 #include "memory_internal.h"
 #include "trix/error.h"
 #include "trix/quantize.h"
+#include "trix/threads.h"
 
 namespace trix {
 
@@ -49,6 +50,25 @@ std::vector<std::vector<int64_t>> by_block(const std::vector<mem::TopK>& sel, in
   for (size_t i = 0; i < sel.size(); ++i)
     for (const mem::Cand& c : sel[i].v) out[static_cast<size_t>(c.id)].push_back(static_cast<int64_t>(i));
   return out;
+}
+
+// Splits the queries over the thread pool; each query's answer does not depend on the split.
+template <typename T, typename Fn>
+SearchResult split_queries(const T* q, int64_t n, int64_t d, int64_t k, Fn one) {
+  constexpr int64_t kGrain = 128;
+  if (n <= kGrain) return one(q, n);
+  SearchResult res;
+  res.n = n, res.k = k;
+  res.ids.resize(static_cast<size_t>(n * k));
+  res.scores.resize(static_cast<size_t>(n * k));
+  res.scored.resize(static_cast<size_t>(n));
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    const SearchResult r = one(q + b * d, e - b);
+    std::copy(r.ids.begin(), r.ids.end(), res.ids.begin() + b * k);
+    std::copy(r.scores.begin(), r.scores.end(), res.scores.begin() + b * k);
+    std::copy(r.scored.begin(), r.scored.end(), res.scored.begin() + b);
+  });
+  return res;
 }
 
 }  // namespace
@@ -115,19 +135,20 @@ SearchResult SignatureMemory::search_impl(const T* q, int64_t n, const SearchOpt
 }
 
 SearchResult SignatureMemory::search(const float* q, int64_t n, const SearchOptions& opt, bool quantize) const {
-  if (!quantize) return search_impl(q, n, opt, nullptr);
+  if (!quantize)
+    return split_queries(q, n, dim_, opt.k, [&](const float* qq, int64_t nn) { return search_impl(qq, nn, opt, nullptr); });
   TRIX_CHECK_ARG(n >= 0, "SignatureMemory.search", "queries", "must have a non-negative row count, got ", n);
   std::vector<int8_t> xq(static_cast<size_t>(n * dim_));
   std::vector<float> xs(static_cast<size_t>(n));
   if (n > 0) quantize_activations(q, n, dim_, xq.data(), xs.data());
-  SearchResult r = search_impl(xq.data(), n, opt, nullptr);
+  SearchResult r = search_i8(xq.data(), n, opt);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < opt.k; ++j) r.scores[i * opt.k + j] *= xs[i];  // positive: order kept
   return r;
 }
 
 SearchResult SignatureMemory::search_i8(const int8_t* q, int64_t n, const SearchOptions& opt) const {
-  return search_impl(q, n, opt, nullptr);
+  return split_queries(q, n, dim_, opt.k, [&](const int8_t* qq, int64_t nn) { return search_impl(qq, nn, opt, nullptr); });
 }
 
 template SearchResult SignatureMemory::search_impl<float>(const float*, int64_t, const SearchOptions&,

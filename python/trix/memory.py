@@ -4,13 +4,14 @@ read). See docs/memory.md.
 """
 from __future__ import annotations
 
-from typing import Any, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
 
 import numpy as np
 
 from . import _C
 
-__all__ = ["balanced_kmeans", "kmeans_capacity", "compose"]
+__all__ = ["balanced_kmeans", "kmeans_capacity", "compose", "SignatureMemory", "SearchResult", "Grouping"]
 
 
 def _i8(a: Any, name: str) -> np.ndarray:
@@ -56,3 +57,169 @@ def compose(signatures: Any) -> np.ndarray:
     if x.ndim != 2:
         raise ValueError(f"compose: argument 'signatures' must be 2-D [m, d], got shape {x.shape}")
     return _C.compose_signatures(x)
+
+
+@dataclass
+class SearchResult:
+    """ids int64 [n, k] (-1 where fewer than k tiles exist), scores float32 [n, k] (best first, ties to
+    the lower id), scored int64 [n] (signatures scored per query, cluster signatures included)."""
+    ids: np.ndarray
+    scores: np.ndarray
+    scored: np.ndarray
+
+
+@dataclass
+class Grouping(SearchResult):
+    """A lookup grouped for compute. Pair p = i * k + j is (query i, its j-th result); ``perm`` int64
+    lists pairs ordered by tile id then p, and the pairs of ``tiles[t]`` (int64, ascending) are
+    ``perm[offsets[t]:offsets[t + 1]]``; for k = 1 the pairs are query rows (``x[perm]`` groups inputs)."""
+    tiles: np.ndarray = None
+    offsets: np.ndarray = None
+    perm: np.ndarray = None
+
+
+def _f32(a: Any, name: str, ndim: int) -> np.ndarray:
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    a = np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+    if a.ndim != ndim:
+        raise ValueError(f"argument '{name}' must be {ndim}-D, got shape {a.shape}")
+    return a
+
+
+def _ids(a: Any) -> np.ndarray:
+    a = np.ascontiguousarray(np.asarray(a, dtype=np.int64).reshape(-1))
+    return a
+
+
+class SignatureMemory:
+    """A content-addressable memory of ternary signatures (keys) of dimension d.
+
+    Keys are stored packed (2 bits an element). ``search`` scores queries (score = q . key) exactly
+    over every key (``exact=True`` or before ``build``) or through the balanced k-means tree built
+    by ``build``: query -> top ``probes`` leaf clusters -> best keys inside. Ids are given at ``add``
+    and never reused. See docs/memory.md.
+    """
+
+    def __init__(self, dim: int = 0, _impl: Optional[Any] = None):
+        self._m = _impl if _impl is not None else _C.SignatureMemory(int(dim))
+
+    @classmethod
+    def from_signatures(cls, signatures: Any) -> "SignatureMemory":
+        """signatures: int8 [N, d] in {-1, 0, 1}; ids 0..N-1."""
+        return cls(_impl=_C.SignatureMemory.from_int8(_i8(signatures, "signatures")))
+
+    @classmethod
+    def from_tiles(cls, up: Any, tiles: int) -> "SignatureMemory":
+        """up: a packed tiled up-projection (trix.PackedTernary [tiles * h, d]); keys are its tile signatures."""
+        data = np.ascontiguousarray(np.asarray(up.data))
+        scales = np.ascontiguousarray(np.asarray(up.scales, dtype=np.float32))
+        return cls(_impl=_C.SignatureMemory.from_tiles(data, int(up.cols), scales, int(tiles)))
+
+    def __len__(self) -> int:
+        return self._m.size
+
+    @property
+    def dim(self) -> int:
+        return self._m.dim
+
+    @property
+    def levels(self) -> int:
+        """Levels of the tree counting the key level: 1 (flat), 2 or 3."""
+        return self._m.levels
+
+    @property
+    def num_clusters(self) -> int:
+        return self._m.num_clusters
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: packed keys, ids, the id map and the tree."""
+        return self._m.nbytes
+
+    @property
+    def needs_rebuild(self) -> bool:
+        return self._m.needs_rebuild
+
+    def cluster_sizes(self) -> np.ndarray:
+        """int64 [num_clusters]."""
+        return self._m.cluster_sizes()
+
+    def cluster_of(self, id: int) -> int:
+        return self._m.cluster_of(int(id))
+
+    def __contains__(self, id: int) -> bool:
+        return self._m.contains(int(id))
+
+    def add(self, signatures: Any) -> np.ndarray:
+        """signatures: int8 [n, d] in {-1, 0, 1}. Returns the new ids, int64 [n]. A new key joins its
+        nearest leaf; a leaf or size that drifts past the rebuild bound triggers a rebuild."""
+        return self._m.add(_i8(signatures, "signatures"))
+
+    def remove(self, ids: Any) -> None:
+        """ids: int64 [n] of stored keys."""
+        self._m.remove(_ids(ids))
+
+    def replace(self, ids: Any, signatures: Any) -> None:
+        """ids: int64 [n]; signatures: int8 [n, d]. Each id keeps its number and gets a new key."""
+        self._m.replace(_ids(ids), _i8(signatures, "signatures"))
+
+    def get(self, ids: Any) -> np.ndarray:
+        """The stored keys of ids as int8 [n, d]."""
+        return self._m.get(_ids(ids))
+
+    def compose(self, ids: Any) -> np.ndarray:
+        """Sum-then-sign of the keys of ids -> int8 [d]: search it to ask which tiles answer all of them."""
+        return self._m.compose(_ids(ids))
+
+    def build(self, levels: int = 0, leaf_size: int = 0, seed: int = 0, iters: int = 10, slack: float = 0.1,
+              max_train_per_cluster: int = 64, rebuild_factor: float = 2.0, auto_rebuild: bool = True) -> None:
+        """Builds the balanced k-means tree. levels: 2, 3 or 0 (2 up to 262144 keys, else 3);
+        leaf_size: keys per leaf (0 = ceil(sqrt(N))); leaf sizes stay within
+        ceil(m / k) + floor(ceil(m / k) * slack) for each k-means of m keys into k clusters."""
+        self._m.build(int(levels), int(leaf_size), int(seed), int(iters), float(slack), int(max_train_per_cluster),
+                      float(rebuild_factor), bool(auto_rebuild))
+
+    def search(self, queries: Any, k: int = 1, probes: int = 1, upper_probes: int = 0, exact: bool = False,
+               quantize: bool = False) -> SearchResult:
+        """queries: float32 [n, d] (scored in float; quantize=True scores int8 absmax rows instead) or
+        int8 [n, d] (exact int32 scores). probes: leaf clusters searched per query; upper_probes: nodes
+        kept at the top level of a 3-level tree (0 = max(2, probes // 2)); exact: every key."""
+        args = (int(k), int(probes), int(upper_probes), bool(exact))
+        if _is_int8(queries):
+            r = self._m.search_i8(_i8(queries, "queries"), *args)
+        else:
+            r = self._m.search(_f32(queries, "queries", 2), *args, bool(quantize))
+        return SearchResult(*r)
+
+    def lookup(self, queries: Any, k: int = 1, probes: int = 1, upper_probes: int = 0, exact: bool = False,
+               quantize: bool = False) -> Grouping:
+        """``search`` plus the grouping that puts inputs of the same tile together (see Grouping)."""
+        q = _i8(queries, "queries") if _is_int8(queries) else _f32(queries, "queries", 2)
+        return Grouping(*self._m.lookup(q, int(k), int(probes), int(upper_probes), bool(exact), bool(quantize)))
+
+    def explain(self, query: Any, probes: int = 1, upper_probes: int = 0) -> Dict[str, Any]:
+        """query: float32 [d]. Returns id, score, runner_up, runner_up_score, margin, path (node per
+        level, top first, ending at the leaf cluster), path_scores, scored, exact_id, exact_score."""
+        return self._m.explain(_f32(query, "query", 1), int(probes), int(upper_probes))
+
+    def save(self, path: str) -> None:
+        """Writes the memory and its tree (versioned header, CRC-32 checked) atomically."""
+        self._m.save(str(path))
+
+    @classmethod
+    def load(cls, path: str) -> "SignatureMemory":
+        """Reads a saved memory; a corrupt or truncated file raises trix.FormatError."""
+        return cls(_impl=_C.SignatureMemory.load(str(path)))
+
+    def to_bytes(self) -> bytes:
+        return self._m.serialize()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "SignatureMemory":
+        return cls(_impl=_C.SignatureMemory.deserialize(bytes(data)))
+
+
+def _is_int8(a: Any) -> bool:
+    dt = getattr(a, "dtype", None)
+    return dt is not None and str(dt) in ("int8", "torch.int8")
