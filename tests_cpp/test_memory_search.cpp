@@ -284,7 +284,7 @@ TEST(MemorySearch, BadArgumentsNameTheArgument) {
   EXPECT_NE(what([] { SignatureMemory m(0); }).find("'dim'"), std::string::npos);
   SignatureMemory m(8);
   std::vector<int8_t> bad(8, 2);
-  EXPECT_NE(what([&] { m.add(bad.data(), 1); }).find("'sigs'"), std::string::npos);
+  EXPECT_NE(what([&] { m.add(bad.data(), 1); }).find("'signatures'"), std::string::npos);
   int64_t id = 5;
   EXPECT_NE(what([&] { m.remove(&id, 1); }).find("'ids'"), std::string::npos);
   std::vector<float> q(8, 1.0f);

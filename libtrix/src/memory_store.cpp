@@ -125,9 +125,9 @@ void SignatureMemory::erase(int64_t id) {
 }
 
 std::vector<int64_t> SignatureMemory::add(const int8_t* sigs, int64_t n) {
-  TRIX_CHECK_ARG(n >= 0, "SignatureMemory.add", "sigs", "must have a non-negative row count, got ", n);
-  check_ternary(sigs, n, dim_, "SignatureMemory.add", "sigs");
-  TRIX_CHECK_ARG(next_id_ + n < (int64_t(1) << 40), "SignatureMemory.add", "sigs", "would exceed 2^40 ids");
+  TRIX_CHECK_ARG(n >= 0, "SignatureMemory.add", "signatures", "must have a non-negative row count, got ", n);
+  check_ternary(sigs, n, dim_, "SignatureMemory.add", "signatures");
+  TRIX_CHECK_ARG(next_id_ + n < (int64_t(1) << 40), "SignatureMemory.add", "signatures", "would exceed 2^40 ids");
   std::vector<int64_t> ids(static_cast<size_t>(n));
   loc_.resize(static_cast<size_t>(next_id_ + n));
   for (int64_t i = 0; i < n; ++i) {
@@ -157,7 +157,7 @@ void SignatureMemory::remove(const int64_t* ids, int64_t n) {
 
 void SignatureMemory::replace(const int64_t* ids, int64_t n, const int8_t* sigs) {
   check_ids(*this, ids, n, "SignatureMemory.replace");
-  check_ternary(sigs, n, dim_, "SignatureMemory.replace", "sigs");
+  check_ternary(sigs, n, dim_, "SignatureMemory.replace", "signatures");
   for (int64_t i = 0; i < n; ++i) {
     erase(ids[i]);
     insert(ids[i], sigs + i * dim_);
