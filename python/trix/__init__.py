@@ -34,3 +34,16 @@ __all__ = [
     "top_k", "route", "save", "load", "from_prototype", "to_prototype",
 ]
 __all__ += ["simd_level", "set_simd_level", "available_simd_levels", "set_num_threads", "get_num_threads"]
+
+# torch-using parts load lazily on first attribute access, so `import trix` does not import torch.
+_LAZY_MODULES = ("nn", "quant", "autograd")
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "convert":
+        return importlib.import_module(f"{__name__}.nn.convert").convert
+    raise AttributeError(f"module 'trix' has no attribute {name!r}")

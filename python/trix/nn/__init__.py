@@ -8,7 +8,7 @@ from .linear import TriXLinear
 from .ffn import TriXFFN, SparseTriXFFN
 from .hierarchical import HierarchicalTriXFFN
 from .lm import TriXBlock, TriXLM, TriXLMConfig, CausalSelfAttention
-from ..convert import convert
+from .convert import convert
 
 __all__ = ["RoutingInfo", "ROUTING_METHODS", "TriXLinear", "TriXFFN", "SparseTriXFFN", "HierarchicalTriXFFN",
            "TriXBlock", "TriXLM", "TriXLMConfig", "CausalSelfAttention", "convert"]

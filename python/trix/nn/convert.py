@@ -1,4 +1,4 @@
-"""trix.convert: swap the nn.Linear layers of an existing model for TriXLinear, in place."""
+"""trix.convert (trix.nn.convert): swap the nn.Linear layers of an existing model for TriXLinear, in place."""
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -10,7 +10,7 @@ def convert(model: nn.Module, filter_fn: Optional[Callable[[nn.Module, str], boo
     """Replace every nn.Linear of model (for which filter_fn(module, qualified_name) is true; all when
     filter_fn is None) by a TriXLinear with a copy of its weights. kw go to TriXLinear (act_quant,
     quant). Returns model (modified in place). A model that is itself an nn.Linear is returned converted."""
-    from .nn.linear import TriXLinear
+    from .linear import TriXLinear
 
     if isinstance(model, nn.Linear):
         return TriXLinear.from_linear(model, **kw) if filter_fn is None or filter_fn(model, "") else model
