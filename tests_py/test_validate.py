@@ -39,7 +39,7 @@ def test_micro_budget_runs_the_whole_pipeline(tmp_path, capsys):
         assert (out / f).is_file(), f
     res = json.loads((out / "results.json").read_text())
     assert set(res["models"]) == {"float", "ternary_dense", "emergent", "learned", "random", "hash", "option_a",
-                                  "hier16_k1", "hier16_k4", "hier64_k1", "hier64_k16", "float_seed2",
+                                  "hier16_k1", "hier16_k4", "hier64_k16",
                                   "emergent_seed2", "learned_seed2", "random_seed2", "hash_seed2"}
     assert set(res["stages"]) == {"dense_baselines", "routing", "option_a", "scale", "specialisation", "noise"}
     assert res["models"]["learned"]["param_counts"]["routing"] > 0 == res["models"]["emergent"]["param_counts"]["routing"]

@@ -60,7 +60,7 @@ def plots(out: Path, models: Dict[str, Dict[str, Any]], stages: Dict[str, Any]) 
 
     files = []
     groups = [("routing and baselines", ["float", "ternary_dense", "emergent", "learned", "random", "hash"]),
-              ("scale and Option A", ["emergent", "hier16_k1", "hier16_k4", "hier64_k1", "hier64_k16", "option_a"])]
+              ("scale and Option A", ["emergent", "hier16_k1", "hier16_k4", "hier64_k16", "option_a"])]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, (title, names) in zip(axes, groups):
         for n in names:
