@@ -30,9 +30,11 @@ def use_libtrix(*tensors: torch.Tensor) -> bool:
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
-def pack_weight(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> ops.PackedTernary:
-    """Pack the ternary codes of latent w [M, K] (torch CPU) with the scale(s) of the same rule."""
-    q, s = ternary_codes(w.detach().float().cpu(), cfg)
+def pack_weight(w: torch.Tensor, cfg: QuantConfig = QuantConfig(),
+                codes: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> ops.PackedTernary:
+    """Pack the ternary codes of latent w [M, K] (torch CPU) with the scale(s) of the same rule.
+    codes: ternary_codes(w, cfg) if already computed."""
+    q, s = ternary_codes(w.detach().float().cpu(), cfg) if codes is None else codes
     return ops.pack_int8(q.to(torch.int8).contiguous(), s.float().contiguous())
 
 
@@ -171,41 +173,49 @@ class _TiledFFNFn(torch.autograd.Function):
         pup, pdown, tiles, activation, h, has_gates = ctx.meta
         n, d = x.shape
         k = tile_idx.shape[1]
-        gy = gy.contiguous()
+        # Gather once in tile order: each tile's rows are then a contiguous slice [a, b).
         order, counts = _group(tile_idx, tiles)
-        hp = hidden_pre.reshape(n * k, h)
-        gflat = gates.reshape(-1) if has_gates else None
-        dx = torch.zeros_like(x)
-        dup = torch.zeros(tiles * h, d, dtype=x.dtype)
-        ddown = torch.zeros(tiles * d, h, dtype=x.dtype)
-        dgate = torch.zeros(n * k, dtype=x.dtype) if has_gates else None
-        up_rb, down_rb = pup.data, pdown.data
-        start = 0
-        for t, c in enumerate(counts):
-            if c == 0:
-                continue  # an unrouted tile: no work, zero gradient
-            slots = order[start:start + c]
-            start += c
-            rows = slots // k
-            gt = gy.index_select(0, rows)
-            # Row slices of the packed matrices are tile t's own [d, h] and [h, d] packed matrices.
-            down_t = ops.PackedTernary(down_rb[t * d:(t + 1) * d], pdown.cols, pdown.scales)
-            up_t = ops.PackedTernary(up_rb[t * h:(t + 1) * h], pup.cols, pup.scales)
-            dh = ops.matmul_t(gt, down_t)  # [c, h] = gy @ W_down_t
-            pre = hp.index_select(0, slots)
-            a = activate(activation, pre)
-            if has_gates:
-                gv = gflat.index_select(0, slots)[:, None]
-                dgate[slots] = (dh * a).sum(1)
-                dh = dh * gv
-                gt = gt * gv
-            dpre = (dh * activate_grad(activation, pre)).contiguous()
-            if ctx.needs_input_grad[0]:
-                dx.index_add_(0, rows, ops.matmul_t(dpre, up_t))
-            if ctx.needs_input_grad[1]:
-                dup[t * h:(t + 1) * h] = dpre.t() @ x.index_select(0, rows)
-            if ctx.needs_input_grad[2]:
-                ddown[t * d:(t + 1) * d] = gt.t() @ a
+        m = order.numel()
+        rows = order // k
+        gs = gy.contiguous().index_select(0, rows)
+        pre = hidden_pre.reshape(n * k, h).index_select(0, order)
+        bounds, a0 = [], 0
+        for c in counts:
+            bounds.append((a0, a0 + c))
+            a0 += c
+        # Row slices of the packed matrices are tile t's own packed [d, h] and [h, d] matrices.
+        down_t = [ops.PackedTernary(pdown.data[t * d:(t + 1) * d], pdown.cols, pdown.scales) for t in range(tiles)]
+        up_t = [ops.PackedTernary(pup.data[t * h:(t + 1) * h], pup.cols, pup.scales) for t in range(tiles)]
+        dh = torch.empty(m, h)
+        for t, (a, b) in enumerate(bounds):
+            if b > a:  # an unrouted tile does no work and keeps an exactly zero gradient
+                ops.matmul_t(gs[a:b], down_t[t], out=dh[a:b])
+        act = activate(activation, pre)
+        dgate = None
+        if has_gates:
+            gv = gates.reshape(-1).index_select(0, order)[:, None]
+            dgate = torch.zeros(n * k, dtype=x.dtype)
+            dgate[order] = (dh * act).sum(1)
+            dh = dh * gv
+            gs = gs * gv
+        dpre = (dh * activate_grad(activation, pre)).contiguous()
+        dx = dup = ddown = None
+        if ctx.needs_input_grad[0]:
+            dxs = torch.empty(m, d)
+            for t, (a, b) in enumerate(bounds):
+                if b > a:
+                    ops.matmul_t(dpre[a:b], up_t[t], out=dxs[a:b])
+            dslot = torch.zeros(n * k, d, dtype=x.dtype)
+            dslot[order] = dxs
+            dx = dslot.view(n, k, d).sum(1) if k > 1 else dslot
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            xs = x.index_select(0, rows)
+            dup = torch.zeros(tiles * h, d, dtype=x.dtype)
+            ddown = torch.zeros(tiles * d, h, dtype=x.dtype)
+            for t, (a, b) in enumerate(bounds):
+                if b > a:  # STE: gradients of the effective weights of tile t
+                    torch.mm(dpre[a:b].t(), xs[a:b], out=dup[t * h:(t + 1) * h])
+                    torch.mm(gs[a:b].t(), act[a:b], out=ddown[t * d:(t + 1) * d])
         dg = dgate.reshape(n, k) if has_gates and ctx.needs_input_grad[3] else None
         return dx, dup, ddown, dg, None, None, None, None, None, None
 

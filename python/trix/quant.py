@@ -14,7 +14,7 @@ The straight-through estimators pass the gradient unchanged: d(quantized)/d(late
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -50,10 +50,10 @@ def ternary_codes(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> Tuple[to
         return q, torch.ones(1, dtype=w.dtype, device=w.device)
     # float64 accumulation then a cast to w's dtype: libtrix's absmean, bit for bit in float32.
     if cfg.per_row:
-        g = w.abs().double().mean(dim=1).to(w.dtype).clamp_min(ABSMEAN_EPS)
+        g = (w.abs().sum(dim=1, dtype=torch.float64) / max(w.shape[1], 1)).to(w.dtype).clamp_min(ABSMEAN_EPS)
         q = torch.round(w / g[:, None]).clamp_(-1, 1)
     else:
-        g = w.abs().double().mean().to(w.dtype).clamp_min(ABSMEAN_EPS).reshape(1)
+        g = (w.abs().sum(dtype=torch.float64) / max(w.numel(), 1)).to(w.dtype).clamp_min(ABSMEAN_EPS).reshape(1)
         q = torch.round(w / g).clamp_(-1, 1)
     return q, g
 
@@ -81,10 +81,12 @@ def ternary_ste(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> torch.Tens
     return _StraightThrough.apply(w, q * _expand_scale(s, w.shape[0]), None)
 
 
-def ternary_ste_codes(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> torch.Tensor:
+def ternary_ste_codes(w: torch.Tensor, cfg: QuantConfig = QuantConfig(),
+                      codes: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
     """The codes q [M, K] as a differentiable tensor: forward q, gradient d/dw = 1 / scale
-    (the STE of q = w / scale rounded). Used where the codes themselves feed a loss (signatures)."""
-    q, s = ternary_codes(w, cfg)
+    (the STE of q = w / scale rounded). Used where the codes themselves feed a loss (signatures).
+    codes: ternary_codes(w, cfg) if already computed."""
+    q, s = ternary_codes(w, cfg) if codes is None else codes
     return _StraightThrough.apply(w, q, 1.0 / _expand_scale(s, w.shape[0]))
 
 

@@ -96,11 +96,21 @@ class TriXFFN(nn.Module):
             self.register_buffer("hash_table", perm % t)
         self._packed: Optional[Tuple[ops.PackedTernary, ops.PackedTernary, torch.Tensor]] = None
         self._telemetry = Telemetry(t)
+        self._call_cache: Optional[Dict[str, object]] = None  # quantized weights, for one forward call
 
     # ---------------------------------------------------------------- signatures
+    def _up_codes(self):
+        """ternary_codes(up): computed once per forward call (cached for its duration)."""
+        if self._call_cache is not None and "up" in self._call_cache:
+            return self._call_cache["up"]
+        codes = ternary_codes(self.up.detach(), self.quant)
+        if self._call_cache is not None:
+            self._call_cache["up"] = codes
+        return codes
+
     def signatures(self) -> torch.Tensor:
         """The tiles' current ternary signatures [T, d] (float, values in {-1, 0, 1})."""
-        q, _ = ternary_codes(self.up.detach(), self.quant)
+        q, _ = self._up_codes()
         return torch.sign(q.view(self.tiles, self.hidden, self.d_model).sum(1))
 
     def routing_signatures(self) -> torch.Tensor:
@@ -112,9 +122,14 @@ class TriXFFN(nn.Module):
     def signatures_ste(self) -> torch.Tensor:
         """Signatures [T, d] whose value is the hard sign and whose gradient reaches the up weights
         (d/dW of the mean of the tile's ternary rows, each by the STE)."""
-        q = ternary_ste_codes(self.up, self.quant).view(self.tiles, self.hidden, self.d_model)
+        if self._call_cache is not None and "ste" in self._call_cache:
+            return self._call_cache["ste"]
+        q = ternary_ste_codes(self.up, self.quant, self._up_codes()).view(self.tiles, self.hidden, self.d_model)
         soft = q.sum(1) / math.sqrt(self.hidden)
-        return soft + (torch.sign(q.detach().sum(1)) - soft).detach()
+        sig = soft + (torch.sign(q.detach().sum(1)) - soft).detach()
+        if self._call_cache is not None:
+            self._call_cache["ste"] = sig
+        return sig
 
     # ---------------------------------------------------------------- packing
     def pack(self) -> "TriXFFN":
@@ -215,13 +230,22 @@ class TriXFFN(nn.Module):
         shape = x.shape
         x2 = x.reshape(-1, self.d_model)
         tok = None if token_ids is None else token_ids.reshape(-1)
-        hin = self._pre(x2)
-        tile, gates, scores, cluster, probs, xn = self._route(hin, tok)
-        packed = None if self._packed is None else self._packed[:2]
-        y = tiled_ffn(hin, self.up, self.down, self.tiles, tile, gates, self.activation, self.quant, packed)
-        y = self._post(x2, y)
-        counts = torch.bincount(tile[tile >= 0].reshape(-1), minlength=self.tiles)
-        aux = self._aux(hin, xn, tile, probs, cluster)
+        self._call_cache = {}
+        try:
+            hin = self._pre(x2)
+            tile, gates, scores, cluster, probs, xn = self._route(hin, tok)
+            if self._packed is not None:
+                packed = self._packed[:2]
+            elif use_libtrix(hin, self.up):  # quantize once: the same codes route, pack and sign
+                packed = (pack_weight(self.up, self.quant, self._up_codes()), pack_weight(self.down, self.quant))
+            else:
+                packed = None
+            y = tiled_ffn(hin, self.up, self.down, self.tiles, tile, gates, self.activation, self.quant, packed)
+            y = self._post(x2, y)
+            counts = torch.bincount(tile[tile >= 0].reshape(-1), minlength=self.tiles)
+            aux = self._aux(hin, xn, tile, probs, cluster)
+        finally:
+            self._call_cache = None
         if self.training:
             self._update_selection_state(counts)
         self._telemetry.record(counts, hin, tok)

@@ -96,7 +96,7 @@ class HierarchicalTriXFFN(TriXFFN):
                    cluster: Optional[torch.Tensor]) -> None:
         aux["cluster_balance"] = xn.new_zeros(())
         if self.balance_coef > 0 and cluster is not None and self.clusters > 1:
-            q = ternary_ste_codes(self.up, self.quant).view(self.tiles, self.hidden, self.d_model).sum(1)
+            q = ternary_ste_codes(self.up, self.quant, self._up_codes()).view(self.tiles, self.hidden, self.d_model).sum(1)
             member = F.one_hot(self.cluster_of, self.clusters).to(q.dtype)
             soft = (member.t() @ q) / math.sqrt(self.hidden)  # STE cluster signatures: value irrelevant, gradient real
             csig = soft + (self.cluster_signatures() - soft).detach()

@@ -1,0 +1,102 @@
+"""`python -m trix bench --train`: the modules' two targets (issue 4).
+
+1. A SparseTriXFFN training step (forward + backward; d_model 256, 8 tiles, expansion 4, 8192
+   tokens; top-1 emergent routing, balance and diversity losses on) against the dense float32 FFN of
+   the same total hidden width (nn.Linear 256 -> 1024 -> 256) doing the same step.
+2. Packed TriXLM inference, batch 1, token by token with the KV cache (generate), against the float32
+   torch model of the same shape (ffn="float", float attention), and against the same TriXLM unpacked.
+
+Medians over repeats; the ratios are the headline numbers (docs/nn.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from typing import Callable, Dict, List
+
+
+def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times: List[float] = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_train_step(tokens: int, repeats: int) -> Dict[str, float]:
+    import torch
+    from trix.nn import SparseTriXFFN
+
+    d, tiles, expansion = 256, 8, 4
+    x = torch.randn(tokens, d)
+    sparse = SparseTriXFFN(d, tiles=tiles, expansion=expansion, activation="relu")
+    dense = torch.nn.Sequential(torch.nn.Linear(d, expansion * d), torch.nn.ReLU(), torch.nn.Linear(expansion * d, d))
+
+    def step_sparse():
+        xi = x.clone().requires_grad_(True)
+        y, _, aux = sparse(xi)
+        (y.square().mean() + sum(aux.values())).backward()
+
+    def step_dense():
+        xi = x.clone().requires_grad_(True)
+        dense(xi).square().mean().backward()
+
+    ts, td = _median_time(step_sparse, repeats), _median_time(step_dense, repeats)
+    return {"tokens": tokens, "sparse_step_s": ts, "dense_fp32_step_s": td,
+            "sparse_tokens_per_s": tokens / ts, "dense_fp32_tokens_per_s": tokens / td,
+            "dense_over_sparse_time": td / ts}
+
+
+def bench_generate(new_tokens: int, repeats: int, d_model: int, n_layer: int) -> Dict[str, float]:
+    import torch
+    from trix.nn import TriXLM, TriXLMConfig
+
+    base = dict(vocab_size=65, block_size=256, n_layer=n_layer, n_head=4, d_model=d_model)
+    trix_model = TriXLM(TriXLMConfig(**base, ffn="sparse", tiles=8, ternary_attention=True)).eval()
+    float_model = TriXLM(TriXLMConfig(**base, ffn="float")).eval()
+    prompt = torch.zeros(1, 8, dtype=torch.long)
+
+    def gen(m):
+        return lambda: m.generate(prompt, new_tokens, top_k=1)
+
+    t_float = _median_time(gen(float_model), repeats)
+    t_unpacked = _median_time(gen(trix_model), repeats)
+    trix_model.pack()
+    t_packed = _median_time(gen(trix_model), repeats)
+    return {"new_tokens": new_tokens, "d_model": d_model, "n_layer": n_layer,
+            "packed_tokens_per_s": new_tokens / t_packed, "float32_tokens_per_s": new_tokens / t_float,
+            "unpacked_tokens_per_s": new_tokens / t_unpacked, "packed_over_float32": t_float / t_packed,
+            "packed_over_unpacked": t_unpacked / t_packed}
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    import trix
+
+    quick = bool(getattr(args, "quick", False))
+    step = bench_train_step(1024 if quick else 8192, 2 if quick else 5)
+    gen = bench_generate(16 if quick else 128, 1 if quick else 3, 256, 2 if quick else 4)
+    print(f"trix {trix.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.machine()}")
+    print(f"SparseTriXFFN training step (d 256, 8 tiles, expansion 4, {step['tokens']} tokens, fwd+bwd):")
+    print(f"  TriX sparse   {step['sparse_step_s'] * 1e3:9.1f} ms  {step['sparse_tokens_per_s']:10.0f} tok/s")
+    print(f"  dense fp32    {step['dense_fp32_step_s'] * 1e3:9.1f} ms  {step['dense_fp32_tokens_per_s']:10.0f} tok/s")
+    print(f"  ratio dense time / sparse time: {step['dense_over_sparse_time']:.2f}x (target >= 1)")
+    print(f"TriXLM generation, batch 1, KV cache (d {gen['d_model']}, {gen['n_layer']} layers, "
+          f"{gen['new_tokens']} tokens):")
+    print(f"  TriX packed   {gen['packed_tokens_per_s']:10.1f} tok/s")
+    print(f"  TriX unpacked {gen['unpacked_tokens_per_s']:10.1f} tok/s")
+    print(f"  float32 torch {gen['float32_tokens_per_s']:10.1f} tok/s")
+    print(f"  ratio packed / float32: {gen['packed_over_float32']:.2f}x (target >= 2)")
+    if getattr(args, "json", None):
+        with open(args.json, "w") as f:
+            json.dump({"train_step": step, "generate": gen, "quick": quick, "threads": torch.get_num_threads()}, f,
+                      indent=2)
+    return 0
