@@ -14,13 +14,29 @@ from ..train import atomic_write_text
 from .verdict import NANOGPT_FLOAT_VAL_LOSS, mark
 
 
+def _git_state() -> Dict[str, Any]:
+    """Commit of the checkout the package runs from (editable install), and whether python/ had local edits."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[3]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "python"], cwd=root, capture_output=True, text=True,
+                               timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if rev.returncode != 0:
+        return {}
+    return {"commit": rev.stdout.strip(), "python_edits": [l[3:] for l in dirty.stdout.splitlines()]}
+
+
 def environment() -> Dict[str, Any]:
     import numpy
     import torch
 
     import trix
 
-    return {"versions": {"trix": trix.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+    return {"source": _git_state(), "versions": {"trix": trix.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
                          "python": sys.version.split()[0]},
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}}
