@@ -1,5 +1,6 @@
 // trix_bench (kernels): median time of the packed ternary products per shape, batch, thread count
-// and SIMD level, and the tiled FFN with one tile active vs all.
+// and SIMD level (op int8 = matmul_i8, float = matmul on the public format, fprep = matmul on a
+// trix::PreparedMatrix, x_scalar against the float scalar), and the tiled FFN with one tile active vs all.
 //   trix_bench [--shapes 4096x4096,2560x6912,1024x1024] [--n 1,64] [--threads 1,2]
 //              [--levels all|scalar,avx2,...] [--min-ms 300] [--no-ffn] [--json PATH]
 // The scalar level is timed only for N <= 8 (it takes seconds per call beyond that).
@@ -19,6 +20,7 @@
 #include "trix/cpu.h"
 #include "trix/ffn.h"
 #include "trix/matmul.h"
+#include "trix/prepared.h"
 #include "trix/pack.h"
 #include "trix/threads.h"
 
@@ -107,6 +109,7 @@ int run_kernels(int argc, char** argv) {
     if (mk.size() != 2) throw std::invalid_argument("shape must be MxK, got '" + sh + "'");
     const int64_t m = std::stoll(mk[0]), k = std::stoll(mk[1]);
     const auto w = random_packed(m, k, 1);
+    const trix::PreparedMatrix wp(w.view());
     const double wbytes = static_cast<double>(w.data.size());
     for (const auto& nstr : ns) {
       const int64_t n = std::stoll(nstr);
@@ -119,15 +122,17 @@ int run_kernels(int argc, char** argv) {
       for (const auto& tstr : ths) {
         const int t = std::stoi(tstr);
         trix::set_num_threads(t);
-        for (const char* op : {"int8", "float"}) {
+        for (const char* op : {"int8", "float", "fprep"}) {
           double scalar_us = 0;
           for (trix::SimdLevel l : lv) {
             if (l == trix::SimdLevel::scalar && n > 8) continue;
             trix::set_simd_level(l);
-            const bool i8 = std::strcmp(op, "int8") == 0;
+            const bool i8 = std::strcmp(op, "int8") == 0, prep = std::strcmp(op, "fprep") == 0;
+            if (prep && l == trix::SimdLevel::scalar) continue;
             const double us = median_us(
                 [&] {
                   if (i8) trix::matmul_i8(xq.data(), xs.data(), n, w.view(), y.data());
+                  else if (prep) trix::matmul(x.data(), n, wp, y.data());
                   else trix::matmul(x.data(), n, w.view(), y.data());
                 },
                 l == trix::SimdLevel::scalar ? 50 : min_ms);

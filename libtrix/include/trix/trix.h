@@ -6,6 +6,7 @@
 #include "trix/matmul.h"
 #include "trix/memory.h"
 #include "trix/pack.h"
+#include "trix/prepared.h"
 #include "trix/quantize.h"
 #include "trix/route.h"
 #include "trix/signature.h"

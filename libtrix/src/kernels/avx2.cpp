@@ -187,7 +187,7 @@ void gemm_t_f32(const float* g, int64_t n, int64_t mrows, const uint8_t* w, int6
 }  // namespace
 
 const Kernels& avx2() {
-  static const Kernels k{"avx2", gemm_f32, gemm_t_f32, gemm_i8};
+  static const Kernels k{"avx2", gemm_f32, gemm_t_f32, gemm_i8, nullptr, nullptr};
   return k;
 }
 

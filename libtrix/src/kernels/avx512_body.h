@@ -183,6 +183,57 @@ void gemm_f32(const float* x, int64_t n, int64_t k, const uint8_t* w, int64_t m0
   }
 }
 
+// ---------------------------------------------------------------- float GEMV by table lookup
+// (PreparedMatrix layout, see kernels.h). One public byte holds the codes of columns j, j+32 (low
+// nibble) and j+64, j+96 (high nibble): each nibble indexes a 16-entry table of the four sums
+// +-x_a +-x_b (one zmm), and vpermps reads only the low 4 bits of its index. Per 16 rows and 4
+// weights: one vpmovzxbd, one shift, two vpermps, two adds; no multiply, no sign handling.
+void lut_tables(const float* x, int64_t k, float* t) {
+  const int64_t nb = (k + kBlockWeights - 1) / kBlockWeights, kp = nb * kBlockWeights;
+  float* xp = static_cast<float*>(scratch(1, static_cast<size_t>(kp) * sizeof(float)));
+  pad_copy(x, k, kp, xp);
+  const __m512i pa = code_table(), sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  const __m512i pb = _mm512_setr_epi32(-1, -1, -1, -1, 0, 0, 0, 0, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF,
+                                       0x7FFFFFFF, 0, 0, 0, 0);
+  for (int64_t b = 0; b < nb; ++b) {
+    const float* xb = xp + b * kBlockWeights;
+    float* tb = t + b * 32 * 32;
+    for (int j = 0; j < 32; ++j)
+      for (int h = 0; h < 2; ++h) {
+        const __m512 v = _mm512_add_ps(signed_select(_mm512_set1_ps(xb[j + 64 * h]), pa, sign),
+                                       signed_select(_mm512_set1_ps(xb[j + 32 + 64 * h]), pb, sign));
+        _mm512_store_ps(tb + (j * 2 + h) * 16, v);
+      }
+  }
+}
+
+// One 64-byte load holds 4 byte positions of 16 rows (dword r = row r's bytes pos..pos+3), so the
+// 8 nibbles are reached by shifting the dwords, never by a byte-to-dword shuffle.
+template <int R>
+void lut_groups_f32(const float* t, int64_t rb, const uint8_t* w, float* y) {
+  __m512 lo[R], hi[R];
+  for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm512_setzero_ps();
+  for (int64_t pos = 0; pos < rb; pos += 4) {
+    __m512i v[R];
+    for (int r = 0; r < R; ++r) v[r] = _mm512_loadu_si512(w + (r * rb + pos) * 16);
+    for (int q = 0; q < 4; ++q) {
+      const __m512 tl = _mm512_load_ps(t + (pos + q) * 32), th = _mm512_load_ps(t + (pos + q) * 32 + 16);
+      for (int r = 0; r < R; ++r) {
+        const __m512i vl = q == 0 ? v[r] : _mm512_srli_epi32(v[r], 8 * q);
+        lo[r] = _mm512_add_ps(lo[r], _mm512_permutexvar_ps(vl, tl));
+        hi[r] = _mm512_add_ps(hi[r], _mm512_permutexvar_ps(_mm512_srli_epi32(v[r], 8 * q + 4), th));
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + 16 * r, _mm512_add_ps(lo[r], hi[r]));
+}
+
+void gemv_lut(const float* t, int64_t rb, const uint8_t* wl, int64_t g0, int64_t g1, float* y) {
+  int64_t g = g0;
+  for (; g + 4 <= g1; g += 4) lut_groups_f32<4>(t, rb, wl + g * rb * 16, y + (g - g0) * 16);
+  for (; g < g1; ++g) lut_groups_f32<1>(t, rb, wl + g * rb * 16, y + (g - g0) * 16);
+}
+
 // dx[c] accumulates +-g[m] row by row in increasing m, exactly as the scalar reference does, so the
 // transposed product is bit-identical to it.
 void gemm_t_f32(const float* g, int64_t n, int64_t mrows, const uint8_t* w, int64_t k, int64_t c0, int64_t c1,

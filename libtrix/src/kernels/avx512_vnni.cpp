@@ -4,7 +4,7 @@
 
 namespace trix::kernels {
 const Kernels& avx512_vnni() {
-  static const Kernels k{"avx512_vnni", gemm_f32, gemm_t_f32, gemm_i8};
+  static const Kernels k{"avx512_vnni", gemm_f32, gemm_t_f32, gemm_i8, lut_tables, gemv_lut};
   return k;
 }
 }  // namespace trix::kernels

@@ -21,7 +21,29 @@ struct Kernels {
   // acc[i*ldy + (m - m0)] = sum_c xq[i*k + c] * W[m, c]   exact in int32
   void (*gemm_i8)(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
                   int32_t* acc, int64_t ldy);
+
+  // Float GEMV over the private 16-row layout of a PreparedMatrix (lut_layout below), by table
+  // lookup: nullptr at levels without it (callers then use gemm_f32 on the public copy).
+  // lut_tables: for input row x[0..k), tables[(pos*2 + h)*16 + idx] with pos = b*32 + j (block b,
+  //   byte j) = v(idx & 3, x[b*128 + j + 64h]) + v(idx >> 2, x[b*128 + j + 32 + 64h]), where
+  //   v(code, x) = -x, +-0, x for code 0, 1, 2 (a zero weight never touches x). lut_table_floats(k)
+  //   floats, 64-byte aligned.
+  void (*lut_tables)(const float* x, int64_t k, float* tables);
+  // y[16*(g - g0) + r] = sum over the row's codes of the table entries = row 16g + r of x * W^T
+  // (unscaled), for row groups g0 <= g < g1; rb = packed_row_bytes(k).
+  void (*gemv_lut)(const float* tables, int64_t rb, const uint8_t* wl, int64_t g0, int64_t g1, float* y);
 };
+
+// The private layout of a PreparedMatrix: rows in groups of 16 (the last padded with zero weights);
+// for group g and byte positions pos = 4p .. 4p+3 of a packed row, 64 contiguous bytes holding
+// row r's four bytes at 4r .. 4r+3: wl[(g * rb + 4p) * 16 + 4r + q] = public byte 4p + q of row
+// 16g + r (rb is a multiple of 32). Same 2 bits per weight.
+inline int64_t lut_offset(int64_t rb, int64_t m, int64_t pos) {
+  return ((m / 16) * rb + (pos & ~int64_t{3})) * 16 + (m % 16) * 4 + (pos & 3);
+}
+constexpr int64_t kLutRows = 16;
+inline int64_t lut_groups(int64_t rows) { return (rows + kLutRows - 1) / kLutRows; }
+inline int64_t lut_table_floats(int64_t k) { return (k + 127) / 128 * 32 * 2 * 16; }
 
 const Kernels& scalar();
 // The kernels in use: the best this CPU supports, or the level chosen by TRIX_SIMD / set_simd_level.

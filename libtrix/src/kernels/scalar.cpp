@@ -59,7 +59,7 @@ void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m
 }  // namespace
 
 const Kernels& scalar() {
-  static const Kernels k{"scalar", gemm_f32, gemm_t_f32, gemm_i8};
+  static const Kernels k{"scalar", gemm_f32, gemm_t_f32, gemm_i8, nullptr, nullptr};
   return k;
 }
 

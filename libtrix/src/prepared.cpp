@@ -1,0 +1,79 @@
+#include "trix/prepared.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "trix/error.h"
+#include "trix/matmul.h"
+#include "trix/threads.h"
+
+namespace trix {
+
+PreparedMatrix::PreparedMatrix(const TernaryView& w) {
+  check_view(w, "PreparedMatrix", "w");
+  const int64_t rb = w.row_bytes(), groups = kernels::lut_groups(w.rows);
+  packed_.rows = w.rows;
+  packed_.cols = w.cols;
+  packed_.data.assign(w.data, w.data + w.rows * rb);
+  packed_.scales.assign(w.scales, w.scales + w.n_scales);
+  layout_.assign(static_cast<size_t>(groups * rb * kernels::kLutRows), kZeroByte);
+  for (int64_t m = 0; m < w.rows; ++m)
+    for (int64_t pos = 0; pos < rb; ++pos) layout_[kernels::lut_offset(rb, m, pos)] = w.data[m * rb + pos];
+}
+
+int64_t PreparedMatrix::nbytes() const {
+  return static_cast<int64_t>(packed_.data.size() + layout_.size() + 4 * packed_.scales.size());
+}
+
+void matmul(const float* x, int64_t n, const PreparedMatrix& w, float* y) {
+  TRIX_CHECK_ARG(n >= 0, "matmul", "x", "must have a non-negative row count, got ", n);
+  const kernels::Kernels& kern = kernels::active();
+  const TernaryView v = w.view();
+  if (kern.gemv_lut == nullptr || kern.lut_tables == nullptr) {
+    matmul(x, n, v, y);
+    return;
+  }
+  if (n == 0 || v.rows == 0) return;
+  const int64_t k = v.cols, rb = v.row_bytes(), groups = kernels::lut_groups(v.rows);
+  const int64_t tf = kernels::lut_table_floats(k);
+  // Activation rows in chunks whose tables stay small (about 2 MiB); within a chunk, row groups in
+  // spans whose weights stay in L2 while each activation row of the chunk passes over them.
+  const int64_t nchunk = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{1} << 19) / tf));
+  const int64_t span = std::max<int64_t>(1, (int64_t{1} << 18) / (rb * kernels::kLutRows));
+  float* tables = static_cast<float*>(kernels::scratch(0, static_cast<size_t>(nchunk * tf) * sizeof(float)));
+  const int64_t grain = std::max<int64_t>(1, ((int64_t{1} << 18) / std::max<int64_t>(1, k)) / kernels::kLutRows + 1);
+  for (int64_t i0 = 0; i0 < n; i0 += nchunk) {
+    const int64_t ni = std::min(nchunk, n - i0);
+    parallel_for(ni, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) kern.lut_tables(x + (i0 + i) * k, k, tables + i * tf);
+    });
+    parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
+      float tmp[kernels::kLutRows * 64];
+      for (int64_t gs = g0; gs < g1; gs += std::min<int64_t>(span, 64)) {
+        const int64_t ge = std::min(g1, gs + std::min<int64_t>(span, 64));
+        for (int64_t i = 0; i < ni; ++i) {
+          kern.gemv_lut(tables + i * tf, rb, w.layout(), gs, ge, tmp);
+          const int64_t m0 = gs * kernels::kLutRows, m1 = std::min(v.rows, ge * kernels::kLutRows);
+          float* yi = y + (i0 + i) * v.rows;
+          if (v.n_scales == 0)
+            std::copy(tmp, tmp + (m1 - m0), yi + m0);
+          else
+            for (int64_t m = m0; m < m1; ++m) yi[m] = tmp[m - m0] * v.scale(m);
+        }
+      }
+    });
+  }
+}
+
+void matmul_t(const float* g, int64_t n, const PreparedMatrix& w, float* dx) { matmul_t(g, n, w.view(), dx); }
+
+void matmul_i8_acc(const int8_t* xq, int64_t n, const PreparedMatrix& w, int32_t* acc) {
+  matmul_i8_acc(xq, n, w.view(), acc);
+}
+
+void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const PreparedMatrix& w, float* y) {
+  matmul_i8(xq, xscale, n, w.view(), y);
+}
+
+}  // namespace trix
