@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Dict, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -58,6 +59,7 @@ class TriXFFN(nn.Module):
     """
 
     residual = False  # the block adds the residual around this module
+    _flat_packed_path = True  # the lean packed path below applies (flat emergent routing, no norm/residual)
 
     def __init__(self, d_model: int, tiles: int = 4, expansion: int = 4, activation: str = "relu",
                  train_mode: str = "sparse", routing: str = "emergent", top_k: int = 1, vocab_size: int = 0,
@@ -97,6 +99,7 @@ class TriXFFN(nn.Module):
         self._packed: Optional[Tuple[ops.PackedTernary, ops.PackedTernary, torch.Tensor]] = None
         self._telemetry = Telemetry(t)
         self._call_cache: Optional[Dict[str, object]] = None  # quantized weights, for one forward call
+        self._packed_np = None
 
     # ---------------------------------------------------------------- signatures
     def _up_codes(self):
@@ -138,10 +141,14 @@ class TriXFFN(nn.Module):
             raise RuntimeError(f"{type(self).__name__}.pack: call model.eval() first (packed inference has no gradient)")
         sig = self.routing_signatures().to(torch.int8).cpu().contiguous()
         self._packed = (pack_weight(self.up, self.quant), pack_weight(self.down, self.quant), sig)
+        # numpy views of the same bytes: the batch-1 path below crosses into libtrix without DLPack.
+        self._packed_np = (self._packed[0].numpy(), self._packed[1].numpy(), ops.pack_int8(sig.numpy()),
+                           self.select_bias.detach().cpu().numpy().copy())
         return self
 
     def unpack(self) -> "TriXFFN":
         self._packed = None
+        self._packed_np = None
         return self
 
     @property
@@ -150,7 +157,7 @@ class TriXFFN(nn.Module):
 
     def train(self, mode: bool = True) -> "TriXFFN":
         if mode and self._packed is not None:
-            self._packed = None  # weights are about to change; the cache would be stale
+            self._packed = self._packed_np = None  # weights are about to change; the cache would be stale
         return super().train(mode)
 
     # ---------------------------------------------------------------- routing
@@ -230,6 +237,9 @@ class TriXFFN(nn.Module):
         shape = x.shape
         x2 = x.reshape(-1, self.d_model)
         tok = None if token_ids is None else token_ids.reshape(-1)
+        if (self._packed_np is not None and self._flat_packed_path and self._mode() == "emergent"
+                and use_libtrix(x2)):
+            return self._forward_packed(x2, tok, shape)
         self._call_cache = {}
         try:
             hin = self._pre(x2)
@@ -250,6 +260,24 @@ class TriXFFN(nn.Module):
             self._update_selection_state(counts)
         self._telemetry.record(counts, hin, tok)
         return y.reshape(shape), RoutingInfo(tile, cluster, scores, counts), aux
+
+    @torch.no_grad()
+    def _forward_packed(self, x2: torch.Tensor, tok: Optional[torch.Tensor], shape):
+        """Packed inference with emergent routing: the same libtrix calls as the unpacked eval path
+        (so the same routing and bits), on numpy views to keep per-call overhead low at batch 1."""
+        pup, pdown, psig, bias = self._packed_np
+        x2 = x2.detach().contiguous()
+        xn = normalize_rows(x2).numpy()
+        scores = ops.route_scores(xn, psig)
+        idx, _ = ops.top_k(scores + bias if self.bias_rate > 0 else scores, self.top_k)
+        y = ops.tiled_ffn(x2.numpy(), pup, pdown, self.tiles, idx, None, self.activation)
+        tile = torch.from_numpy(idx).long()
+        counts = torch.from_numpy(np.bincount(idx.reshape(-1), minlength=self.tiles)).long()
+        self._telemetry.record(counts, x2, tok)
+        zero = x2.new_zeros(())
+        aux = {"balance": zero, "diversity": zero}
+        return (torch.from_numpy(y).reshape(shape), RoutingInfo(tile, None, torch.from_numpy(scores), counts),
+                aux)
 
     def _aux(self, hin, xn, tile, probs, cluster) -> Dict[str, torch.Tensor]:
         zero = hin.new_zeros(())

@@ -37,6 +37,7 @@ class HierarchicalTriXFFN(TriXFFN):
     TriXFFN; train_mode is "sparse", top_k 1. aux adds "cluster_balance" (balance at the cluster level)."""
 
     residual = True  # y = x + scale * tiles(norm(x)): the block must not add it again
+    _flat_packed_path = False
 
     def __init__(self, d_model: int, tiles: int = 16, expansion: int = 4, clusters: int = 0, top_p: int = 1,
                  rebuild_every: int = 100, balance_coef: float = 0.01, diversity_coef: float = 0.01,

@@ -32,6 +32,7 @@ class TriXLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Linear's initialisation
         self._packed: Optional[ops.PackedTernary] = None
+        self._packed_np: Optional[ops.PackedTernary] = None
 
     @classmethod
     def from_linear(cls, lin: nn.Linear, **kw) -> "TriXLinear":
@@ -47,10 +48,12 @@ class TriXLinear(nn.Module):
         if self.training:
             raise RuntimeError("TriXLinear.pack: call model.eval() first (packed inference has no gradient)")
         self._packed = pack_weight(self.weight, self.quant)
+        self._packed_np = self._packed.numpy()  # numpy views: no DLPack round trip per call
         return self
 
     def unpack(self) -> "TriXLinear":
         self._packed = None
+        self._packed_np = None
         return self
 
     @property
@@ -59,7 +62,7 @@ class TriXLinear(nn.Module):
 
     def train(self, mode: bool = True) -> "TriXLinear":
         if mode:
-            self._packed = None
+            self._packed = self._packed_np = None
         return super().train(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,9 +71,9 @@ class TriXLinear(nn.Module):
                              f"got shape {list(x.shape)}")
         shape = x.shape
         x2 = x.reshape(-1, self.in_features)
-        if self._packed is not None and use_libtrix(x2):
-            x2 = x2.detach().contiguous()
-            y = ops.matmul_i8(x2, self._packed) if self.act_quant else ops.matmul(x2, self._packed)
+        if self._packed_np is not None and use_libtrix(x2):
+            xa = x2.detach().contiguous().numpy()
+            y = torch.from_numpy(ops.matmul_i8(xa, self._packed_np) if self.act_quant else ops.matmul(xa, self._packed_np))
         else:
             if self.act_quant:
                 x2 = fake_quant_activations(x2)

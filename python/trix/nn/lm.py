@@ -111,7 +111,7 @@ class TriXBlock(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.ffn = make_ffn(cfg, layer)
         self.ln2 = None if getattr(self.ffn, "residual", False) else nn.LayerNorm(cfg.d_model)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, token_ids: Optional[torch.Tensor] = None, cache: Optional[Cache] = None):
         a, cache = self.attn(self.ln1(x), cache)
