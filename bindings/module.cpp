@@ -5,6 +5,7 @@ namespace trix_py {
 void bind_core(nb::module_& m);
 void bind_cpu(nb::module_& m);
 void bind_memory(nb::module_& m);
+void bind_prepared(nb::module_& m);
 }
 
 NB_MODULE(_C, m) {
@@ -13,4 +14,5 @@ NB_MODULE(_C, m) {
   trix_py::bind_core(m);
   trix_py::bind_cpu(m);
   trix_py::bind_memory(m);
+  trix_py::bind_prepared(m);
 }

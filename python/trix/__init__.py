@@ -9,6 +9,8 @@ from ._C import simd_level, set_simd_level, available_simd_levels, set_num_threa
 from . import memory  # the signature memory (numpy only, no torch)
 from .ops import (
     PackedTernary,
+    PreparedMatrix,
+    prepare,
     pack,
     pack_int8,
     unpack,
@@ -33,6 +35,7 @@ __all__ = [
     "matmul", "matmul_t", "matmul_i8", "matmul_i8_acc", "tiled_ffn", "tile_signatures", "route_scores",
     "top_k", "route", "save", "load", "from_prototype", "to_prototype",
 ]
+__all__ += ["PreparedMatrix", "prepare"]
 __all__ += ["simd_level", "set_simd_level", "available_simd_levels", "set_num_threads", "get_num_threads"]
 
 # torch-using parts load lazily on first attribute access, so `import trix` does not import torch.

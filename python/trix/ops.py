@@ -76,6 +76,41 @@ class PackedTernary:
         return PackedTernary(torch.as_tensor(self.data), self.cols, torch.as_tensor(self.scales))
 
 
+class PreparedMatrix:
+    """A packed matrix prepared for repeated products (``trix.prepare``): an owning copy of the public
+    format plus a private layout for the fastest kernels (AVX-512: a float GEMV by table lookup).
+    It never goes stale: changing the source arrays afterwards does not change it. Memory: about twice
+    the packed size. Accepted by matmul, matmul_t, matmul_i8 and matmul_i8_acc in place of a
+    PackedTernary, with the same results (float within the documented tolerance, int8 identical)."""
+
+    def __init__(self, p: PackedTernary):
+        self._c = _C.PreparedMatrix(p.data, p.cols, p.scales)
+
+    @property
+    def rows(self) -> int:
+        return int(self._c.rows)
+
+    @property
+    def cols(self) -> int:
+        return int(self._c.cols)
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return (self.rows, self.cols)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._c.nbytes)
+
+    def __repr__(self) -> str:
+        return f"PreparedMatrix(rows={self.rows}, cols={self.cols})"
+
+
+def prepare(p: PackedTernary) -> PreparedMatrix:
+    """Copy a packed matrix into the layout of the fastest kernels, once at load time."""
+    return PreparedMatrix(p)
+
+
 def pack(w: Array, rule: str = "absmean", threshold: float = 0.5, per_row: bool = False) -> PackedTernary:
     """Quantize float32 weights [M, K] to ternary and pack them.
 
@@ -123,7 +158,10 @@ def matmul(x: Array, w: PackedTernary, out: Optional[Array] = None) -> Array:
     """y [N, M] = x [N, K] @ W^T, times the scale of each output row."""
     n = _shape2(x, "x", "matmul")[0]
     out = _empty(x, (n, w.rows), "float32") if out is None else out
-    _C.matmul(x, w.data, w.cols, w.scales, out)
+    if isinstance(w, PreparedMatrix):
+        _C.prepared_matmul(x, w._c, out)
+    else:
+        _C.matmul(x, w.data, w.cols, w.scales, out)
     return out
 
 
@@ -131,7 +169,10 @@ def matmul_t(g: Array, w: PackedTernary, out: Optional[Array] = None) -> Array:
     """dx [N, K] = (g [N, M] * scales) @ W: the input gradient of matmul."""
     n = _shape2(g, "g", "matmul_t")[0]
     out = _empty(g, (n, w.cols), "float32") if out is None else out
-    _C.matmul_t(g, w.data, w.cols, w.scales, out)
+    if isinstance(w, PreparedMatrix):
+        _C.prepared_matmul_t(g, w._c, out)
+    else:
+        _C.matmul_t(g, w.data, w.cols, w.scales, out)
     return out
 
 
@@ -139,7 +180,10 @@ def matmul_i8_acc(xq: Array, w: PackedTernary, out: Optional[Array] = None) -> A
     """The exact int32 products acc [N, M] = xq [N, K] (int8) @ W^T, without scales."""
     n = _shape2(xq, "xq", "matmul_i8_acc")[0]
     out = _empty(xq, (n, w.rows), "int32") if out is None else out
-    _C.matmul_i8_acc(xq, w.data, w.cols, out)
+    if isinstance(w, PreparedMatrix):
+        _C.prepared_matmul_i8_acc(xq, w._c, out)
+    else:
+        _C.matmul_i8_acc(xq, w.data, w.cols, out)
     return out
 
 
@@ -147,7 +191,10 @@ def matmul_i8(x: Array, w: PackedTernary, out: Optional[Array] = None) -> Array:
     """W1.58A8: quantize float32 x [N, K] to int8 per row, multiply exactly, rescale: y [N, M]."""
     xq, xs = quantize_activations(x)
     out = _empty(x, (xq.shape[0], w.rows), "float32") if out is None else out
-    _C.matmul_i8(xq, xs, w.data, w.cols, w.scales, out)
+    if isinstance(w, PreparedMatrix):
+        _C.prepared_matmul_i8(xq, xs, w._c, out)
+    else:
+        _C.matmul_i8(xq, xs, w.data, w.cols, w.scales, out)
     return out
 
 
