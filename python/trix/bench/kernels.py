@@ -1,6 +1,7 @@
 """`python -m trix bench`: TriX packed kernels against what a user would pick instead, side by side in
 one run: torch F.linear (float32), torch dynamic int8 Linear (quantize_dynamic), TriX packed with float
-activations and with int8 activations (matmul_i8, activation quantization included). Median µs."""
+activations (on the public format and on a trix.prepare'd matrix) and with int8 activations
+(matmul_i8, activation quantization included). Median µs, all timed round-robin in one loop."""
 from __future__ import annotations
 
 import json
@@ -25,6 +26,24 @@ def _median_us(f: Callable[[], object], min_s: float, max_reps: int = 500) -> fl
     return statistics.median(times)
 
 
+def _interleaved_us(fs: Dict[str, Callable[[], object]], min_s: float, max_rounds: int = 500) -> Dict[str, float]:
+    """Median µs of each function, timed round-robin (one call of each per round) so all of them see
+    the same machine load; two warm-up rounds."""
+    for _ in range(2):
+        for f in fs.values():
+            f()
+    times: Dict[str, List[float]] = {name: [] for name in fs}
+    start = time.perf_counter()
+    rounds = 0
+    while (time.perf_counter() - start < min_s * len(fs) or rounds < 5) and rounds < max_rounds:
+        for name, f in fs.items():
+            t = time.perf_counter()
+            f()
+            times[name].append((time.perf_counter() - t) * 1e6)
+        rounds += 1
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 def run(args) -> int:
     import torch
     import torch.nn.functional as F
@@ -40,11 +59,12 @@ def run(args) -> int:
     rows: List[Dict] = []
     print(f"one thread; trix level {trix.simd_level()}; torch {torch.__version__}")
     print(f"{'M':>5} {'K':>5} {'N':>3} {'torch_f32':>10} {'torch_i8':>10} {'trix_f32':>10} {'trix_i8':>10}"
-          f" {'i8/f32':>7} {'i8/t_i8':>8} {'f32/f32':>8}")
+          f" {'i8/f32':>7} {'i8/t_i8':>8} {'f32/f32':>8} {'prep/f32':>8}")
     for m, k in shapes:
         rng = np.random.default_rng(0)
         wq = rng.integers(-1, 2, size=(m, k)).astype(np.int8)
         packed = trix.pack_int8(wq, np.array([0.02], dtype=np.float32))
+        prepared = trix.prepare(packed)  # load-time repack for the table-lookup float kernel
         weight = torch.from_numpy(wq.astype(np.float32) * 0.02)
         lin = torch.nn.Linear(k, m, bias=False)
         with torch.no_grad():
@@ -55,18 +75,24 @@ def run(args) -> int:
             xn = x.numpy()
             y = np.empty((n, m), dtype=np.float32)
             with torch.inference_mode():
-                t_f32 = _median_us(lambda: F.linear(x, weight), min_s)
-                t_i8 = _median_us(lambda: qlin(x), min_s)
-            x_f32 = _median_us(lambda: trix.matmul(xn, packed, out=y), min_s)
-
-            # per-row absmax quantization + exact int8 product + scales, all included
-            x_i8 = _median_us(lambda: trix.matmul_i8(xn, packed, out=y), min_s)
-            r = dict(m=m, k=k, n=n, torch_f32_us=t_f32, torch_int8_us=t_i8, trix_f32_us=x_f32, trix_int8_us=x_i8,
+                t = _interleaved_us({
+                    "torch_f32": lambda: F.linear(x, weight),
+                    "torch_i8": lambda: qlin(x),
+                    "trix_f32": lambda: trix.matmul(xn, packed, out=y),
+                    "trix_prep": lambda: trix.matmul(xn, prepared, out=y),
+                    # per-row absmax quantization + exact int8 product + scales, all included
+                    "trix_i8": lambda: trix.matmul_i8(xn, packed, out=y),
+                }, min_s)
+            t_f32, t_i8, x_f32, x_prep, x_i8 = (t["torch_f32"], t["torch_i8"], t["trix_f32"], t["trix_prep"],
+                                                t["trix_i8"])
+            r = dict(m=m, k=k, n=n, torch_f32_us=t_f32, torch_int8_us=t_i8, trix_f32_us=x_f32,
+                     trix_f32_prepared_us=x_prep, trix_int8_us=x_i8,
                      trix_int8_vs_torch_f32=t_f32 / x_i8, trix_int8_vs_torch_int8=t_i8 / x_i8,
-                     trix_f32_vs_torch_f32=t_f32 / x_f32)
+                     trix_f32_vs_torch_f32=t_f32 / x_f32, trix_f32_prepared_vs_torch_f32=t_f32 / x_prep)
             rows.append(r)
-            print(f"{m:5d} {k:5d} {n:3d} {t_f32:10.1f} {t_i8:10.1f} {x_f32:10.1f} {x_i8:10.1f}"
-                  f" {r['trix_int8_vs_torch_f32']:7.1f} {r['trix_int8_vs_torch_int8']:8.2f} {r['trix_f32_vs_torch_f32']:8.1f}")
+            print(f"{m:5d} {k:5d} {n:3d} {t_f32:10.1f} {t_i8:10.1f} {x_f32:10.1f} {x_prep:10.1f} {x_i8:10.1f}"
+                  f" {r['trix_int8_vs_torch_f32']:7.1f} {r['trix_int8_vs_torch_int8']:8.2f} {r['trix_f32_vs_torch_f32']:8.1f}"
+                  f" {r['trix_f32_prepared_vs_torch_f32']:8.1f}")
     if getattr(args, "json", None):
         with open(args.json, "w") as f:
             json.dump(dict(level=trix.simd_level(), torch=torch.__version__, rows=rows), f, indent=1)
