@@ -104,9 +104,15 @@ struct Assigner {
   }
 };
 
-// Seeding: a random first row, then farthest-first traversal (squared distance |x|^2 + |c|^2 - 2 x.c
-// in integers) over a seeded subset of kSeedRows rows per cluster. Seeds land in distinct groups,
-// which Lloyd iterations under a capacity could not repair later.
+// Seeding: farthest-first traversal in angle (lowest highest-cosine to the chosen; Euclidean
+// distance would favour rows with many non-zeros) from a seeded random row over a seeded sample of kSeedRows rows per cluster picks 2k candidates, then
+// the candidate closest to another is dropped until k remain. Farthest-first alone also picks
+// outliers of one group; pruning the closest pairs removes such twins, so seeds land in distinct
+// groups, which Lloyd iterations under a capacity could not repair later.
+double cosine(int64_t dot, int64_t n1, int64_t n2) {
+  return n1 && n2 ? static_cast<double>(dot) / std::sqrt(static_cast<double>(n1) * static_cast<double>(n2)) : 0.0;
+}
+
 void seed_plus_plus(const int8_t* x, int64_t m, int64_t d, int64_t k, Rng& rng, uint8_t* packed) {
   constexpr int64_t kSeedRows = 8;
   const int64_t rb = packed_row_bytes(d);
@@ -121,32 +127,51 @@ void seed_plus_plus(const int8_t* x, int64_t m, int64_t d, int64_t k, Rng& rng, 
     std::copy(x + idx[i] * d, x + (idx[i] + 1) * d, sx.begin() + i * d);
     for (int64_t j = 0; j < d; ++j) norm[i] += sx[i * d + j] * sx[i * d + j];
   }
-  const int64_t trials = 1;
-  std::vector<int64_t> best(static_cast<size_t>(s), INT64_MAX), cnorm(static_cast<size_t>(trials));
-  std::vector<int32_t> dot(static_cast<size_t>(s * trials));
-  std::vector<uint8_t> cand(static_cast<size_t>(trials * rb));
-  std::vector<int32_t> sum(static_cast<size_t>(d));
-  auto load = [&](int64_t row, int64_t t) {  // candidate t := sign of sample row
-    cnorm[t] = 0;
-    for (int64_t j = 0; j < d; ++j) sum[j] = sx[row * d + j], cnorm[t] += (sum[j] != 0);
-    pack_sign(sum.data(), d, cand.data() + t * rb);
-  };
-  auto dist = [&](int64_t i, int64_t t, int64_t nt) {
-    return std::max<int64_t>(0, norm[i] + cnorm[t] - 2 * static_cast<int64_t>(dot[i * nt + t]));
-  };
-  for (int64_t c = 0; c < k; ++c) {
-    int64_t nt = 0;
-    if (c == 0) {
-      load(static_cast<int64_t>(rng.below(s)), nt++);
-    } else {
-      // Farthest first: D^2 sampling alone too often seeds one group twice in high dimension,
-      // where distances within a group are not much shorter than between groups.
-      load(std::max_element(best.begin(), best.end()) - best.begin(), nt++);
+  const int64_t nc = std::min(s, 2 * k);  // candidates; fewer sample rows than k: repeats below
+  std::vector<double> best(static_cast<size_t>(s), -2.0);  // highest cosine to a chosen candidate
+  std::vector<int8_t> cs(static_cast<size_t>(nc * d));  // candidate signatures (sign of the row)
+  std::vector<int64_t> cn(static_cast<size_t>(nc), 0);
+  std::vector<uint8_t> cp(static_cast<size_t>(nc * rb));
+  std::vector<int32_t> sum(static_cast<size_t>(d)), dot(static_cast<size_t>(std::max(s, nc)));
+  int64_t row = static_cast<int64_t>(rng.below(s));
+  for (int64_t c = 0; c < nc; ++c) {
+    if (c > 0) row = std::min_element(best.begin(), best.end()) - best.begin();
+    for (int64_t j = 0; j < d; ++j) {
+      sum[j] = sx[row * d + j];
+      cs[c * d + j] = static_cast<int8_t>((sum[j] > 0) - (sum[j] < 0));
+      cn[c] += cs[c * d + j] != 0;
     }
-    kernels::active().gemm_i8(sx.data(), s, d, cand.data(), 0, nt, dot.data(), nt);
-    const int64_t win = 0;
-    for (int64_t i = 0; i < s; ++i) best[i] = std::min(best[i], dist(i, win, nt));
-    std::copy(cand.begin() + win * rb, cand.begin() + (win + 1) * rb, packed + c * rb);
+    pack_sign(sum.data(), d, cp.data() + c * rb);
+    kernels::active().gemm_i8(sx.data(), s, d, cp.data() + c * rb, 0, 1, dot.data(), 1);
+    for (int64_t i = 0; i < s; ++i) best[i] = std::max(best[i], cosine(dot[i], norm[i], cn[c]));
+  }
+  // Prune: drop the candidate nearest to another (the later one of the pair) until k remain.
+  std::vector<int32_t> cd(static_cast<size_t>(nc * nc));
+  kernels::active().gemm_i8(cs.data(), nc, d, cp.data(), 0, nc, cd.data(), nc);
+  auto dist = [&](int64_t a, int64_t b) { return -cosine(cd[a * nc + b], cn[a], cn[b]); };
+  std::vector<char> alive(static_cast<size_t>(nc), 1);
+  std::vector<double> nn(static_cast<size_t>(nc), 1e300);
+  auto refresh = [&](int64_t a) {
+    nn[a] = 1e300;
+    for (int64_t b = 0; b < nc; ++b)
+      if (b != a && alive[b]) nn[a] = std::min(nn[a], dist(a, b));
+  };
+  for (int64_t a = 0; a < nc; ++a) refresh(a);
+  for (int64_t left = nc; left > k; --left) {
+    int64_t drop = -1;
+    for (int64_t a = 0; a < nc; ++a)
+      if (alive[a] && (drop < 0 || nn[a] < nn[drop] || (nn[a] == nn[drop] && a > drop))) drop = a;
+    alive[drop] = 0;
+    for (int64_t a = 0; a < nc; ++a)
+      if (alive[a] && nn[a] == dist(a, drop)) refresh(a);
+  }
+  int64_t c = 0;
+  for (int64_t a = 0; a < nc; ++a)
+    if (alive[a]) std::copy(cp.begin() + a * rb, cp.begin() + (a + 1) * rb, packed + (c++) * rb);
+  for (; c < k; ++c) {  // fewer distinct sample rows than clusters: random training rows
+    const int64_t i = static_cast<int64_t>(rng.below(m));
+    for (int64_t j = 0; j < d; ++j) sum[j] = x[i * d + j];
+    pack_sign(sum.data(), d, packed + c * rb);
   }
 }
 

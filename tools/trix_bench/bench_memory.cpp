@@ -1,6 +1,6 @@
 // trix_bench --memory: the signature memory alone (FAISS runs in `python -m trix bench --memory`,
 // on the same data recipe). Keys d = 256 in families (a centre, each element redrawn with
-// probability 0.5, one family per 256 keys); queries near a key (Gaussian noise at SNR 1) or
+// probability 0.5, round(sqrt(N)) families); queries near a key (Gaussian noise at SNR 1) or
 // uniform. Prints build time, bytes per tile, QPS and recall@1 of the tree against exact search.
 #include <algorithm>
 #include <chrono>
@@ -24,7 +24,7 @@ double now() {
 }
 
 std::vector<int8_t> family_keys(int64_t n, std::mt19937_64& g) {
-  const int64_t fam = std::max<int64_t>(1, n / 256);
+  const int64_t fam = std::max<int64_t>(1, std::llround(std::sqrt(double(n))));
   std::uniform_int_distribution<int> t(-1, 1);
   std::uniform_int_distribution<int64_t> pick(0, fam - 1);
   std::uniform_real_distribution<double> u(0, 1);
