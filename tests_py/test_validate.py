@@ -133,3 +133,16 @@ def test_verdict_passes_and_fails_at_the_stated_margins():
     assert [c.passed for c in noisy][1:3] == [True, False]
     missing = V.judge({"emergent": 1.9}, {}, None)
     assert all(c.passed is None for c in missing)
+
+
+def test_report_flags_models_that_ignore_top_k():
+    from trix.validate.report import active_k, topk_mismatches
+
+    def m(ffn, routing, k, used):
+        return {"config": {"model": {"ffn": ffn, "routing": routing, "top_k": k}},
+                "history": [{"probe": {"active_k": [used, used]}}]}
+
+    models = {"hier16_k4": m("hierarchical", "emergent", 4, 1), "emergent": m("sparse", "emergent", 1, 1),
+              "ternary_dense": m("sparse", "dense", 1, 4), "float": m("float", "dense", 1, None)}
+    assert active_k(models["float"]) == "-" and active_k(models["hier16_k4"]) == "1"
+    assert topk_mismatches(models) == ["hier16_k4 (top_k 4, used 1)"]

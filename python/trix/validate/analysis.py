@@ -36,7 +36,9 @@ def make_probe(x) -> Callable[[Any], Dict[str, Any]]:
     def probe(model) -> Dict[str, Any]:
         _, infos, _ = model(x)
         tiles = _first_tiles(infos)
-        out: Dict[str, Any] = {"tiles": [None if t is None else t.tolist() for t in tiles]}
+        out: Dict[str, Any] = {"tiles": [None if t is None else t.tolist() for t in tiles],
+                               # tiles each token actually used: checks the model honours top_k
+                               "active_k": [None if i is None else int(i.tile.shape[1]) for i in infos]}
         usage = []
         for info, t in zip(infos, tiles):
             if info is None:

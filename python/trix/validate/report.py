@@ -53,15 +53,32 @@ def _strip(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
+def active_k(m: Dict[str, Any]) -> str:
+    """Tiles per token the model actually used on the probe (last evaluation), e.g. '1' or '-' (float)."""
+    probe = (m["history"][-1].get("probe") or {}) if m["history"] else {}
+    ks = {k for k in probe.get("active_k") or [] if k is not None}
+    return ",".join(str(k) for k in sorted(ks)) or "-"
+
+
+def topk_mismatches(models: Dict[str, Dict[str, Any]]) -> List[str]:
+    out = []
+    for n, m in models.items():
+        mc, used = m["config"]["model"], active_k(m)
+        if mc.get("ffn") in ("sparse", "hierarchical") and mc.get("routing") != "dense" and used not in ("-", str(mc.get("top_k"))):
+            out.append(f"{n} (top_k {mc.get('top_k')}, used {used})")
+    return out
+
+
 def model_table(models: Dict[str, Dict[str, Any]], names: List[str]) -> List[str]:
-    rows = ["| model | FFN | routing | tiles | top-k | params total | non-embedding | routing | val loss | PPL | ms/step |",
+    rows = ["| model | FFN | routing | tiles | top-k (used) | params total | non-embedding | routing | val loss | PPL | ms/step |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in names:
         m = models.get(n)
         if m is None:
             continue
         mc, pc, v = m["config"]["model"], m["param_counts"], m["final_val_loss"]
-        rows.append(f"| {n} | {mc.get('ffn')} | {mc.get('routing')} | {mc.get('tiles')} | {mc.get('top_k')} | "
+        used = active_k(m)
+        rows.append(f"| {n} | {mc.get('ffn')} | {mc.get('routing')} | {mc.get('tiles')} | {mc.get('top_k')} ({used}) | "
                     f"{pc['total']:,} | {pc['non_embedding']:,} | {pc['routing']:,} | {v:.4f} | {math.exp(v):.2f} | "
                     f"{m['step_ms']:.0f} |")
     return rows
@@ -160,6 +177,10 @@ def write(out: Path, study, criteria: List[Dict[str, Any]], sample: Optional[Dic
     if budget.name == "quick" or study.cfg.iters is not None:
         L += ["> **This run used a reduced budget to prove the pipeline end to end. Its numbers are not "
               "evidence for or against emergent routing.**", ""]
+    bad = topk_mismatches(models)
+    if bad:
+        L += ["> **Configuration not honoured by the model:** " + ", ".join(bad) + ". Tiles per token differ from "
+              "the configured top_k, so these models do not have the intended active compute.", ""]
     if not complete:
         L += ["> Not all stages have run: the verdict marks what is missing as n/a.", ""]
     L += ["## Verdict", "", "| criterion | result | numbers |", "|---|---|---|"]
