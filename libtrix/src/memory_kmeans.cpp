@@ -161,7 +161,8 @@ void seed_plus_plus(const int8_t* x, int64_t m, int64_t d, int64_t k, Rng& rng, 
     int64_t drop = -1;
     for (int64_t a = 0; a < nc; ++a)
       if (alive[a] && (drop < 0 || nn[a] < nn[drop] || (nn[a] == nn[drop] && a > drop))) drop = a;
-    alive[drop] = 0;
+    if (drop < 0) break;
+    alive[static_cast<size_t>(drop)] = 0;
     for (int64_t a = 0; a < nc; ++a)
       if (alive[a] && nn[a] == dist(a, drop)) refresh(a);
   }
