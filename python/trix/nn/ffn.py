@@ -139,6 +139,9 @@ class TriXFFN(nn.Module):
         """Cache the packed weights and routing signatures; eval forward then runs only libtrix products."""
         if self.training:
             raise RuntimeError(f"{type(self).__name__}.pack: call model.eval() first (packed inference has no gradient)")
+        if self.up.device.type != "cpu":
+            raise RuntimeError(f"{type(self).__name__}.pack: packed inference runs on the CPU through libtrix; "
+                               f"the weights are on {self.up.device}")
         sig = self.routing_signatures().to(torch.int8).cpu().contiguous()
         self._packed = (pack_weight(self.up, self.quant), pack_weight(self.down, self.quant), sig)
         # numpy views of the same bytes: the batch-1 path below crosses into libtrix without DLPack.

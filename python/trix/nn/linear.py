@@ -47,6 +47,9 @@ class TriXLinear(nn.Module):
     def pack(self) -> "TriXLinear":
         if self.training:
             raise RuntimeError("TriXLinear.pack: call model.eval() first (packed inference has no gradient)")
+        if self.weight.device.type != "cpu":
+            raise RuntimeError(f"TriXLinear.pack: packed inference runs on the CPU through libtrix; the weights "
+                               f"are on {self.weight.device}")
         self._packed = pack_weight(self.weight, self.quant)
         self._packed_np = self._packed.numpy()  # numpy views: no DLPack round trip per call
         return self
