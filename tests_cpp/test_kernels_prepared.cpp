@@ -73,7 +73,7 @@ TEST(KernelsPrepared, LayoutInterleaves16Rows) {
   const int64_t rb = trix::packed_row_bytes(300);
   EXPECT_EQ(p.rows(), 37);
   EXPECT_EQ(p.cols(), 300);
-  EXPECT_EQ(p.nbytes(), 37 * rb + 48 * rb);
+  EXPECT_EQ(p.nbytes(), 37 * rb + 48 * rb + 64);
   for (int64_t m = 0; m < 48; ++m)
     for (int64_t pos = 0; pos < rb; ++pos)
       ASSERT_EQ(p.layout()[(m / 16) * rb * 16 + (pos / 4) * 64 + (m % 16) * 4 + pos % 4], m < 37 ? w.data[m * rb + pos] : trix::kZeroByte);

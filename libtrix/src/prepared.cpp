@@ -17,7 +17,7 @@ PreparedMatrix::PreparedMatrix(const TernaryView& w) {
   packed_.cols = w.cols;
   packed_.data.assign(w.data, w.data + w.rows * rb);
   packed_.scales.assign(w.scales, w.scales + w.n_scales);
-  layout_.assign(static_cast<size_t>(groups * rb * kernels::kLutRows), kZeroByte);
+  layout_.assign(static_cast<size_t>(groups * rb * kernels::kLutRows + kernels::kLutSlack), kZeroByte);
   for (int64_t m = 0; m < w.rows; ++m)
     for (int64_t pos = 0; pos < rb; ++pos) layout_[kernels::lut_offset(rb, m, pos)] = w.data[m * rb + pos];
 }

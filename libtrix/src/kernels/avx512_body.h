@@ -207,21 +207,24 @@ void lut_tables(const float* x, int64_t k, float* t) {
   }
 }
 
-// One 64-byte load holds 4 byte positions of 16 rows (dword r = row r's bytes pos..pos+3), so the
-// 8 nibbles are reached by shifting the dwords, never by a byte-to-dword shuffle.
+// 64 bytes hold 4 byte positions of 16 rows (dword r = row r's bytes pos..pos+3). A load at byte
+// offset q puts row r's byte pos+q in the low byte of dword r, so the low nibbles need no shift (the
+// vector shuffle/shift pipe is the bottleneck here; loads are not); the high nibbles need one.
+// The last load reads up to 3 bytes past a group's data: the layout has 64 bytes of slack.
 template <int R>
 void lut_groups_f32(const float* t, int64_t rb, const uint8_t* w, float* y) {
   __m512 lo[R], hi[R];
   for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm512_setzero_ps();
+  const __m512 one = _mm512_set1_ps(1.0f);
   for (int64_t pos = 0; pos < rb; pos += 4) {
-    __m512i v[R];
-    for (int r = 0; r < R; ++r) v[r] = _mm512_loadu_si512(w + (r * rb + pos) * 16);
     for (int q = 0; q < 4; ++q) {
       const __m512 tl = _mm512_load_ps(t + (pos + q) * 32), th = _mm512_load_ps(t + (pos + q) * 32 + 16);
       for (int r = 0; r < R; ++r) {
-        const __m512i vl = q == 0 ? v[r] : _mm512_srli_epi32(v[r], 8 * q);
-        lo[r] = _mm512_add_ps(lo[r], _mm512_permutexvar_ps(vl, tl));
-        hi[r] = _mm512_add_ps(hi[r], _mm512_permutexvar_ps(_mm512_srli_epi32(v[r], 8 * q + 4), th));
+        const __m512i v = _mm512_loadu_si512(w + (r * rb + pos) * 16 + q);
+        lo[r] = _mm512_add_ps(lo[r], _mm512_permutexvar_ps(v, tl));
+        // fma(p, 1, acc) rounds exactly as add(acc, p) but issues on the multiply pipes, leaving the
+        // add pipes to the other accumulators.
+        hi[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), th), one, hi[r]);
       }
     }
   }

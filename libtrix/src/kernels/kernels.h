@@ -42,6 +42,7 @@ inline int64_t lut_offset(int64_t rb, int64_t m, int64_t pos) {
   return ((m / 16) * rb + (pos & ~int64_t{3})) * 16 + (m % 16) * 4 + (pos & 3);
 }
 constexpr int64_t kLutRows = 16;
+constexpr int64_t kLutSlack = 64;  // bytes after the layout that kernels may read (never use)
 inline int64_t lut_groups(int64_t rows) { return (rows + kLutRows - 1) / kLutRows; }
 inline int64_t lut_table_floats(int64_t k) { return (k + 127) / 128 * 32 * 2 * 16; }
 
