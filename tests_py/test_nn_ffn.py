@@ -94,6 +94,7 @@ def test_six_patterns_end_on_distinct_tiles():
         opt.step()
     m.eval()
     after = m(pats)[1].tile[:, 0].tolist()
+    print(f"six patterns: tiles before training {before}, after {after}")
     assert len(set(before)) < 6  # this seed starts with patterns sharing tiles
     assert len(set(after)) == 6, after
 
