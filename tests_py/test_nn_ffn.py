@@ -213,3 +213,17 @@ def test_bad_arguments_are_named():
         TriXFFN(32)(torch.zeros(3, 31))
     with pytest.raises(ValueError, match="'token_ids'"):
         TriXFFN(32, routing="hash", vocab_size=5)(torch.zeros(3, 32))
+
+
+def test_dense_training_churn_follows_the_signatures():
+    m = TriXFFN(32, tiles=4, train_mode="dense", seed=6)
+    x = m.signatures()  # input i is on tile i under emergent routing
+    m(x)
+    first = m.telemetry()
+    assert first["usage"].tolist() == [0.25] * 4 and first["select_bias"].tolist() == [0.0] * 4
+    m(x)
+    assert m.telemetry()["churn"] == 0.0
+    with torch.no_grad():
+        m.up[:32] = -m.up[:32]  # tile 0 (h = 32 rows): its signature flips
+    m(x)
+    assert m.telemetry()["churn"] == 0.25

@@ -151,3 +151,11 @@ def test_convert_swaps_linear_layers():
     w0, w2 = ternary_ste(model[0].weight).detach(), ternary_ste(model[2].weight).detach()
     ref = torch.relu(x @ w0.t() + model[0].bias) @ w2.t() + model[2].bias
     torch.testing.assert_close(model(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_construction_is_seeded_and_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a, b = TriXLM(TriXLMConfig(**SMALL)), TriXLM(TriXLMConfig(**SMALL))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))

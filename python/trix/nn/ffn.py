@@ -311,13 +311,21 @@ class TriXFFN(nn.Module):
     # ---------------------------------------------------------------- telemetry
     @torch.no_grad()
     def _top1(self, x: torch.Tensor, tokens: Optional[torch.Tensor]) -> torch.Tensor:
-        tile = self._route(x, tokens)[0] if self._mode() not in ("random",) else None
-        return tile[:, 0] if tile is not None else torch.zeros(x.shape[0], dtype=torch.long)
+        """Current top-1 tile of probe inputs (churn). Under dense training with signatures, the tile
+        emergent routing would pick; random routing has no stable tile (reported as tile 0)."""
+        mode = self._mode()
+        if mode == "dense" and self.routing == "emergent":
+            return select_top(self._scores(normalize_rows(x), self.routing_signatures(), None), 1)[:, 0]
+        if mode == "random":
+            return torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        return self._route(x, tokens)[0][:, 0]
 
     def telemetry(self) -> Dict[str, object]:
-        """Routing statistics since the last call: usage [T], entropy, dead_tiles, signature_diversity,
-        churn (None at the first call)."""
-        return self._telemetry.report(self._top1, self.routing_signatures())
+        """Routing statistics since the last call: usage [T], counts [T], entropy, dead_tiles,
+        signature_diversity, churn (None at the first call), select_bias [T]."""
+        out = self._telemetry.report(self._top1, self.routing_signatures())
+        out["select_bias"] = self.select_bias.detach().cpu().clone()  # aux-loss-free balancing state
+        return out
 
     def routing_parameters(self) -> int:
         """Parameters that exist only to route (0 for emergent routing)."""

@@ -134,18 +134,19 @@ class TriXLM(nn.Module):
     def __init__(self, cfg: TriXLMConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        torch.manual_seed(cfg.seed)
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos_emb = nn.Embedding(cfg.block_size, cfg.d_model)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList([TriXBlock(cfg, i) for i in range(cfg.n_layer)])
-        self.ln_f = nn.LayerNorm(cfg.d_model)
-        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        for m in self.modules():  # nanoGPT's initialisation for the float parts
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, std=0.02)
-                if isinstance(m, nn.Linear) and m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
+            torch.manual_seed(cfg.seed)
+            self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+            self.pos_emb = nn.Embedding(cfg.block_size, cfg.d_model)
+            self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
+            self.blocks = nn.ModuleList([TriXBlock(cfg, i) for i in range(cfg.n_layer)])
+            self.ln_f = nn.LayerNorm(cfg.d_model)
+            self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+            for m in self.modules():  # nanoGPT's initialisation for the float parts
+                if isinstance(m, (nn.Linear, nn.Embedding)):
+                    nn.init.normal_(m.weight, std=0.02)
+                    if isinstance(m, nn.Linear) and m.bias is not None:
+                        nn.init.zeros_(m.bias)
 
     def _tiled(self) -> List[TriXFFN]:
         return [b.ffn for b in self.blocks if isinstance(b.ffn, TriXFFN)]
