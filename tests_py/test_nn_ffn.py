@@ -227,3 +227,11 @@ def test_dense_training_churn_follows_the_signatures():
         m.up[:32] = -m.up[:32]  # tile 0 (h = 32 rows): its signature flips
     m(x)
     assert m.telemetry()["churn"] == 0.25
+
+
+def test_learned_router_trains_through_the_gate_value():
+    m = SparseTriXFFN(32, tiles=4, routing="learned", balance_coef=0.0, diversity_coef=0.0)
+    y, info, _ = m(_x(16, 32))
+    assert m.routing_parameters() == 4 * 32 and info.scores.shape == (16, 4)
+    y.square().sum().backward()  # the task loss alone
+    assert m.gate.weight.grad is not None and m.gate.weight.grad.abs().sum() > 0

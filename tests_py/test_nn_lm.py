@@ -159,3 +159,11 @@ def test_construction_is_seeded_and_leaves_the_global_rng_alone():
     a, b = TriXLM(TriXLMConfig(**SMALL)), TriXLM(TriXLMConfig(**SMALL))
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_import_trix_does_not_import_torch():
+    import subprocess
+    import sys
+    code = ("import sys, trix; assert 'torch' not in sys.modules; "
+            "f = trix.convert; assert callable(f) and 'torch' in sys.modules; trix.nn.TriXLM")
+    subprocess.run([sys.executable, "-c", code], check=True)
