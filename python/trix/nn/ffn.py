@@ -180,7 +180,8 @@ class TriXFFN(nn.Module):
         return self.routing
 
     def _route(self, x: torch.Tensor, token_ids: Optional[torch.Tensor]):
-        """-> (tile_idx [N, k], gates [N, k] or None, scores [N, T] or None, cluster, probs [N, T] or None)."""
+        """-> (tile_idx [N, k], gates [N, k] or None, scores [N, T] or None, cluster [N] or None,
+        probs [N, T] or None (differentiable, learned routing), xn [N, d] (the normalised routing input))."""
         n, t = x.shape[0], self.tiles
         mode = self._mode()
         xn = normalize_rows(x)
