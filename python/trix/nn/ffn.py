@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .. import ops
 from ..autograd import ACTIVATIONS, pack_weight, tiled_ffn, use_libtrix
 from ..quant import QuantConfig, ternary_codes, ternary_ste_codes
-from .routing import (INFERENCE_OVERRIDES, ROUTING_METHODS, RoutingInfo, Telemetry, signature_similarity,
+from .routing import (ROUTING_METHODS, RoutingInfo, Telemetry, signature_similarity,
                       switch_balance_loss)
 
 TRAIN_MODES = ("sparse", "dense")
