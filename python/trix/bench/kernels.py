@@ -1,7 +1,8 @@
 """`python -m trix bench`: TriX packed kernels against what a user would pick instead, side by side in
 one run: torch F.linear (float32), torch dynamic int8 Linear (quantize_dynamic), TriX packed with float
 activations (on the public format and on a trix.prepare'd matrix) and with int8 activations
-(matmul_i8, activation quantization included). Median µs, all timed round-robin in one loop."""
+(matmul_i8, activation quantization included). Median µs, warm caches, all five timed in
+interleaved rounds so they share the machine's load."""
 from __future__ import annotations
 
 import json
@@ -26,20 +27,21 @@ def _median_us(f: Callable[[], object], min_s: float, max_reps: int = 500) -> fl
     return statistics.median(times)
 
 
-def _interleaved_us(fs: Dict[str, Callable[[], object]], min_s: float, max_rounds: int = 500) -> Dict[str, float]:
-    """Median µs of each function, timed round-robin (one call of each per round) so all of them see
-    the same machine load; two warm-up rounds."""
-    for _ in range(2):
-        for f in fs.values():
-            f()
+def _interleaved_us(fs: Dict[str, Callable[[], object]], min_s: float, max_rounds: int = 200,
+                    per_round: int = 3) -> Dict[str, float]:
+    """Median µs of each function, timed in rounds so all of them see the same machine load: in each
+    round every function gets one untimed call (its weights back in cache: the figures are for warm
+    caches, as in a loop over one layer) and then `per_round` timed calls."""
     times: Dict[str, List[float]] = {name: [] for name in fs}
     start = time.perf_counter()
     rounds = 0
-    while (time.perf_counter() - start < min_s * len(fs) or rounds < 5) and rounds < max_rounds:
+    while (time.perf_counter() - start < min_s * len(fs) or rounds < 3) and rounds < max_rounds:
         for name, f in fs.items():
-            t = time.perf_counter()
             f()
-            times[name].append((time.perf_counter() - t) * 1e6)
+            for _ in range(per_round):
+                t = time.perf_counter()
+                f()
+                times[name].append((time.perf_counter() - t) * 1e6)
         rounds += 1
     return {name: statistics.median(v) for name, v in times.items()}
 
