@@ -176,6 +176,72 @@ void seed_plus_plus(const int8_t* x, int64_t m, int64_t d, int64_t k, Rng& rng, 
   }
 }
 
+// Over-cluster then merge: 2k clusters from the seeds above and a few balanced Lloyd passes, then
+// the two clusters whose ternary centroids are most alike (cosine) merge, until k remain. A
+// centroid averages many rows, so twins from one group are far more alike (cosine ~0.9) than any
+// two groups (~0): the merge is reliable where single-row seeds were not.
+void seed_merged(const int8_t* x, int64_t m, int64_t d, int64_t k, double slack, Rng& rng, uint8_t* packed) {
+  const int64_t k2 = std::min(m, 2 * k);
+  const int64_t rb = packed_row_bytes(d);
+  if (k2 <= k) return seed_plus_plus(x, m, d, k, rng, packed);
+  Assigner pre{x, m, d, k2, kmeans_capacity(m, k2, slack), {}, {}, {}, {}};
+  pre.packed.resize(static_cast<size_t>(k2 * rb));
+  seed_plus_plus(x, m, d, k2, rng, pre.packed.data());
+  for (int it = 0; it < 3; ++it) pre.run(), pre.update();
+  pre.run();
+  std::vector<int64_t> sum(static_cast<size_t>(k2 * d), 0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < d; ++j) sum[pre.assign[i] * d + j] += x[i * d + j];
+  std::vector<int8_t> sg(static_cast<size_t>(k2 * d));
+  std::vector<int64_t> nz(static_cast<size_t>(k2), 0);
+  auto resign = [&](int64_t a) {
+    nz[a] = 0;
+    for (int64_t j = 0; j < d; ++j) {
+      sg[a * d + j] = static_cast<int8_t>((sum[a * d + j] > 0) - (sum[a * d + j] < 0));
+      nz[a] += sg[a * d + j] != 0;
+    }
+  };
+  for (int64_t a = 0; a < k2; ++a) resign(a);
+  pack_int8(sg.data(), k2, d, pre.packed.data());  // centroids of the final assignment
+  std::vector<int32_t> dots(static_cast<size_t>(k2 * k2));
+  kernels::active().gemm_i8(sg.data(), k2, d, pre.packed.data(), 0, k2, dots.data(), k2);
+  auto sim = [&](int64_t a, int64_t b) { return cosine(dots[a * k2 + b], nz[a], nz[b]); };
+  std::vector<char> alive(static_cast<size_t>(k2), 1);
+  std::vector<double> nn(static_cast<size_t>(k2));
+  std::vector<int64_t> nb(static_cast<size_t>(k2));
+  auto refresh = [&](int64_t a) {
+    nn[a] = -2, nb[a] = -1;
+    for (int64_t b = 0; b < k2; ++b)
+      if (b != a && alive[b] && sim(a, b) > nn[a]) nn[a] = sim(a, b), nb[a] = b;
+  };
+  for (int64_t a = 0; a < k2; ++a) refresh(a);
+  for (int64_t left = k2; left > k; --left) {
+    int64_t a = -1;
+    for (int64_t c = 0; c < k2; ++c)
+      if (alive[c] && nb[c] >= 0 && (a < 0 || nn[c] > nn[a])) a = c;
+    if (a < 0) break;
+    const int64_t b = nb[a];
+    alive[static_cast<size_t>(b)] = 0;
+    for (int64_t j = 0; j < d; ++j) sum[a * d + j] += sum[b * d + j];
+    resign(a);
+    for (int64_t c = 0; c < k2; ++c) {  // the merged centroid's products with the others
+      if (!alive[c]) continue;
+      int32_t s = 0;
+      for (int64_t j = 0; j < d; ++j) s += sg[a * d + j] * sg[c * d + j];
+      dots[a * k2 + c] = dots[c * k2 + a] = s;
+    }
+    for (int64_t c = 0; c < k2; ++c)
+      if (alive[c] && (c == a || nb[c] == a || nb[c] == b || sim(c, a) > nn[c])) refresh(c);
+  }
+  int64_t c = 0;
+  std::vector<int32_t> s32(static_cast<size_t>(d));
+  for (int64_t a = 0; a < k2 && c < k; ++a) {
+    if (!alive[a]) continue;
+    for (int64_t j = 0; j < d; ++j) s32[j] = static_cast<int32_t>(std::max<int64_t>(-1, std::min<int64_t>(1, sum[a * d + j])));
+    pack_sign(s32.data(), d, packed + (c++) * rb);
+  }
+}
+
 }  // namespace
 }  // namespace mem
 
@@ -218,7 +284,7 @@ std::vector<int32_t> balanced_kmeans(const int8_t* x, int64_t n, int64_t d, int6
   const int64_t rb = packed_row_bytes(d);
   mem::Assigner a{tx, m, d, k, kmeans_capacity(m, k, opt.slack), {}, {}, {}, {}};
   a.packed.resize(static_cast<size_t>(k * rb));
-  mem::seed_plus_plus(tx, m, d, k, rng, a.packed.data());
+  mem::seed_merged(tx, m, d, k, opt.slack, rng, a.packed.data());
   std::vector<int32_t> prev;
   for (int it = 0; it < opt.iters; ++it) {
     a.run();
