@@ -133,3 +133,25 @@ def test_residual_diagnostic_chance_without_residual_95_with_it():
     print(f"residual diagnostic: without residual {without:.1%}, with residual {with_:.1%}")
     assert without < 0.30  # chance is 25%
     assert with_ >= 0.95
+
+
+def test_top_k_tiles_within_the_top_p_clusters():
+    m = HierarchicalTriXFFN(32, tiles=16, top_p=2, top_k=4, seed=5).eval()
+    x = _x(100, 32, 5)
+    y, info, _ = m(x)
+    assert info.tile.shape == (100, 4) and (info.tile >= 0).all()  # two clusters of 4 hold >= 4 tiles
+    xn = torch.nn.functional.layer_norm(x, (32,), m.norm.weight, m.norm.bias)
+    xn = xn / xn.norm(dim=1, keepdim=True)
+    cs = xn @ m.cluster_signatures().t()
+    top2 = torch.sort(cs, dim=1, descending=True, stable=True).indices[:, :2]
+    allowed = (m.cluster_of[None, None, :] == top2[:, :, None]).any(1)
+    ts = (xn @ m.signatures().t()).masked_fill(~allowed, float("-inf"))
+    assert torch.equal(info.tile, torch.sort(ts, dim=1, descending=True, stable=True).indices[:, :4])
+    one = HierarchicalTriXFFN(32, tiles=16, top_p=1, top_k=8, seed=5).eval()  # 4 members < 8: slots -1
+    _, info1, _ = one(x)
+    assert ((info1.tile >= 0).sum(1) == torch.bincount(one.cluster_of)[info1.cluster]).all()
+    assert int(info1.counts.sum()) == int((info1.tile >= 0).sum())
+    with torch.no_grad():
+        y0 = one(x)[0]
+        one.pack()
+        assert torch.equal(one(x)[0], y0)

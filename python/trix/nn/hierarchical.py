@@ -32,9 +32,11 @@ def balanced_clusters(signatures: torch.Tensor, clusters: int, seed: int) -> tor
 
 
 class HierarchicalTriXFFN(TriXFFN):
-    """Two-level routing over T tiles in C clusters (C = 0: round(sqrt(T))), searching top_p clusters.
+    """Two-level routing over T tiles in C clusters (C = 0: round(sqrt(T))): the top_p clusters by
+    cluster signature, then the top_k best tiles among their members (gate 1 each, as flat top-k;
+    a slot stays -1 when the searched clusters hold fewer than top_k tiles).
     rebuild_every: training calls between hierarchy rebuilds (0: never after init). Other arguments as
-    TriXFFN; train_mode is "sparse", top_k 1. aux adds "cluster_balance" (balance at the cluster level)."""
+    TriXFFN; train_mode is "sparse". aux adds "cluster_balance" (balance at the cluster level)."""
 
     residual = True  # y = x + scale * tiles(norm(x)): the block must not add it again
     _flat_packed_path = False
@@ -42,8 +44,8 @@ class HierarchicalTriXFFN(TriXFFN):
     def __init__(self, d_model: int, tiles: int = 16, expansion: int = 4, clusters: int = 0, top_p: int = 1,
                  rebuild_every: int = 100, balance_coef: float = 0.01, diversity_coef: float = 0.01,
                  kmeans_seed: int = 0, residual: bool = True, **kw) -> None:
-        if kw.get("train_mode", "sparse") != "sparse" or kw.get("top_k", 1) != 1:
-            raise ValueError("HierarchicalTriXFFN: arguments 'train_mode' and 'top_k' must be 'sparse' and 1")
+        if kw.get("train_mode", "sparse") != "sparse":
+            raise ValueError(f"HierarchicalTriXFFN: argument 'train_mode' must be 'sparse', got {kw['train_mode']!r}")
         super().__init__(d_model, tiles, expansion, balance_coef=balance_coef, diversity_coef=diversity_coef, **kw)
         c = clusters if clusters > 0 else max(1, round(math.sqrt(tiles)))
         if not 1 <= c <= tiles:
@@ -90,7 +92,9 @@ class HierarchicalTriXFFN(TriXFFN):
         allowed = (self.cluster_of[None, None, :] == best_c[:, :, None]).any(1)  # [N, T]
         masked = scores.masked_fill(~allowed, float("-inf"))
         sel = masked + self.select_bias.to(scores.dtype) if self.bias_rate > 0 else masked
-        tile = select_top(sel, 1)
+        tile = select_top(sel, self.top_k)
+        if self.top_k > 1:  # fewer member tiles than top_k in the searched clusters: unused slots (-1)
+            tile = tile.masked_fill(torch.isinf(masked.gather(1, tile)), -1)
         return tile, None, scores, best_c[:, 0], None, xn
 
     def _extra_aux(self, aux: Dict[str, torch.Tensor], xn: torch.Tensor, tile: torch.Tensor,

@@ -96,7 +96,7 @@ def make_ffn(cfg: TriXLMConfig, layer: int) -> nn.Module:
         return TriXFFN(d, cfg.tiles, cfg.expansion, train_mode=cfg.train_mode, top_k=cfg.top_k, **common)
     if cfg.ffn == "sparse":
         return SparseTriXFFN(d, cfg.tiles, cfg.expansion, top_k=cfg.top_k, **common)
-    return HierarchicalTriXFFN(d, cfg.tiles, cfg.expansion, clusters=cfg.clusters, top_p=cfg.top_p,
+    return HierarchicalTriXFFN(d, cfg.tiles, cfg.expansion, clusters=cfg.clusters, top_p=cfg.top_p, top_k=cfg.top_k,
                                rebuild_every=cfg.rebuild_every, kmeans_seed=seed, **common)
 
 
