@@ -143,7 +143,8 @@ class CharDataset:
         return self.train if name == "train" else self.val
 
     def describe(self) -> Dict[str, object]:
-        return {"source": self.source, "sha256": self.sha256, "vocab_size": self.vocab.size,
+        # the file name only: reports are shared, and a local path says nothing to their readers
+        return {"source": Path(self.source).name, "sha256": self.sha256, "vocab_size": self.vocab.size,
                 "train_tokens": int(len(self.train)), "val_tokens": int(len(self.val))}
 
 
