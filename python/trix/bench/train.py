@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     quick = bool(getattr(args, "quick", False))
     step = bench_train_step(1024 if quick else 8192, 2 if quick else 5)
     sizes = [(256, 2)] if quick else [(256, 4), (512, 4)]
-    gens = [bench_generate(16 if quick else 128, 1 if quick else 3, d, n) for d, n in sizes]
+    gens = [bench_generate(16 if quick else 128, 1 if quick else 5, d, n) for d, n in sizes]
     print(f"trix {trix.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.machine()}")
     print(f"SparseTriXFFN training step (d 256, 8 tiles, expansion 4, {step['tokens']} tokens, fwd+bwd):")
