@@ -146,3 +146,24 @@ def test_bad_arguments_name_the_argument():
         memory.balanced_kmeans(np.zeros((4, 8), np.int8), 9)
     with pytest.raises(ValueError, match="'levels'"):
         mem.build(levels=7)
+
+
+def test_from_tiles_reads_tile_signatures():
+    rng = np.random.default_rng(8)
+    up = trix.pack(rng.standard_normal((6 * 8, 64)).astype(np.float32))
+    mem = memory.SignatureMemory.from_tiles(up, 6)
+    np.testing.assert_array_equal(mem.get(np.arange(6)), trix.tile_signatures(up, 6))
+
+
+def test_composed_query_finds_both_parts():
+    # Two keys on disjoint halves: their composition aligns with both and with nothing else as well.
+    d = 128
+    keys = np.zeros((50, d), np.int8)
+    rng = np.random.default_rng(9)
+    keys[2:] = rng.integers(-1, 2, size=(48, d), dtype=np.int8) * (rng.random((48, d)) < 0.3)
+    keys[0, :64] = 1
+    keys[1, 64:] = -1
+    mem = memory.SignatureMemory.from_signatures(keys)
+    both = mem.compose([0, 1])
+    r = mem.search(both[None], k=2)
+    assert sorted(r.ids[0].tolist()) == [0, 1]
