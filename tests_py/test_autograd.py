@@ -11,13 +11,7 @@ from trix.quant import ternary_ste  # noqa: E402
 TOL = dict(rtol=1e-5, atol=2e-5)  # float32 summation order: libtrix vs torch
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: torch's thread barriers cost more than the work on a small shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _gen(seed):

@@ -7,13 +7,7 @@ from trix.nn import SparseTriXFFN, TriXFFN, TriXLinear  # noqa: E402
 from trix.quant import ternary_codes  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: torch's thread barriers cost more than the work on a small shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _x(n, d, seed=0):

@@ -14,13 +14,7 @@ CASES = [dict(ffn="float"), dict(ffn="tiled", train_mode="dense"), dict(ffn="til
          dict(ffn="hierarchical", tiles=8, top_p=2, top_k=2)]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: torch's thread barriers cost more than the work on a small shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _idx(b=3, t=12, seed=0):
