@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -77,6 +78,21 @@ TEST(KernelsPrepared, LayoutInterleaves16Rows) {
   for (int64_t m = 0; m < 48; ++m)
     for (int64_t pos = 0; pos < rb; ++pos)
       ASSERT_EQ(p.layout()[(m / 16) * rb * 16 + (pos / 4) * 64 + (m % 16) * 4 + pos % 4], m < 37 ? w.data[m * rb + pos] : trix::kZeroByte);
+}
+
+TEST(KernelsPrepared, EmptyShapes) {
+  LevelGuard guard;
+  for (SimdLevel l : trix::available_simd_levels()) {
+    trix::set_simd_level(l);
+    for (auto [m, k] : {std::pair<int64_t, int64_t>{0, 5}, {3, 0}, {0, 0}}) {
+      const auto w = make(m, k, 9, 1);
+      const trix::PreparedMatrix p(w.view());
+      std::vector<float> x(static_cast<size_t>(2 * k) + 1, 1.0f), y(static_cast<size_t>(2 * m) + 1, -1.0f);
+      trix::matmul(x.data(), 2, p, y.data());
+      for (int64_t i = 0; i < 2 * m; ++i) EXPECT_EQ(y[i], 0.0f) << trix::simd_level_name(l) << " m=" << m << " k=" << k;
+      EXPECT_EQ(y[2 * m], -1.0f);
+    }
+  }
 }
 
 TEST(KernelsPrepared, OwnsItsCopy) {

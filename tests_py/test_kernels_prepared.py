@@ -66,3 +66,12 @@ def test_prepared_torch_inputs_and_shape_errors():
     np.testing.assert_allclose(y.numpy(), x.numpy() @ w.T.astype(np.float32), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="matmul"):
         trix.matmul(torch.randn(2, 299), pp)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (0, 0)])
+def test_prepared_empty_shapes(restore, shape):
+    pp = trix.prepare(trix.pack_int8(np.zeros(shape, np.int8)))
+    for lv in trix.available_simd_levels():
+        trix.set_simd_level(lv)
+        y = trix.matmul(np.ones((2, shape[1]), np.float32), pp)
+        assert y.shape == (2, shape[0]) and not np.any(y)

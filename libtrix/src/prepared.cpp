@@ -30,7 +30,7 @@ void matmul(const float* x, int64_t n, const PreparedMatrix& w, float* y) {
   TRIX_CHECK_ARG(n >= 0, "matmul", "x", "must have a non-negative row count, got ", n);
   const kernels::Kernels& kern = kernels::active();
   const TernaryView v = w.view();
-  if (kern.gemv_lut == nullptr || kern.lut_tables == nullptr) {
+  if (kern.gemv_lut == nullptr || kern.lut_tables == nullptr || v.cols == 0) {
     matmul(x, n, v, y);
     return;
   }
