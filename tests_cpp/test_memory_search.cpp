@@ -300,3 +300,43 @@ TEST(MemorySearch, BadArgumentsNameTheArgument) {
 }
 
 }  // namespace
+
+TEST(MemorySearch, BuildFromAssignmentSearchesTheGivenClusters) {
+  // The caller's clusters are used as they are: with one probe, a query only sees its best leaf's
+  // tiles, and that leaf is scored by the sign of its members' sum.
+  const int64_t n = 24, d = 40, k = 4;
+  const auto keys = trix_test::random_ternary(n * d, 5);
+  SignatureMemory m = SignatureMemory::from_int8(keys.data(), n, d);
+  std::vector<int32_t> leaf(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) leaf[i] = static_cast<int32_t>((i * 7) % k);
+  m.build_from_assignment(leaf.data(), n, k);
+  ASSERT_EQ(m.num_clusters(), k);
+  for (int64_t i = 0; i < n; ++i) EXPECT_EQ(m.cluster_of(i), leaf[i]);
+  const auto q = trix_test::random_floats(10 * d, 6);
+  SearchOptions one;
+  one.probes = 1;
+  const auto r = m.search(q.data(), 10, one);
+  for (int64_t qi = 0; qi < 10; ++qi) {
+    // independent reference: best leaf by its sign-of-sum signature, then the best tile inside it
+    int64_t best_leaf = -1, best_tile = -1;
+    double best_leaf_score = -1e300, best_tile_score = -1e300;
+    for (int64_t c = 0; c < k; ++c) {
+      double s = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        int sum = 0;
+        for (int64_t i = 0; i < n; ++i) sum += leaf[i] == c ? keys[i * d + j] : 0;
+        s += q[qi * d + j] * ((sum > 0) - (sum < 0));
+      }
+      if (s > best_leaf_score) best_leaf_score = s, best_leaf = c;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      if (leaf[i] != best_leaf) continue;
+      double s = 0;
+      for (int64_t j = 0; j < d; ++j) s += q[qi * d + j] * keys[i * d + j];
+      if (s > best_tile_score) best_tile_score = s, best_tile = i;
+    }
+    EXPECT_EQ(r.ids[qi], best_tile) << "query " << qi;
+  }
+  leaf[3] = k;  // out of range
+  EXPECT_THROW(m.build_from_assignment(leaf.data(), n, k), std::invalid_argument);
+}

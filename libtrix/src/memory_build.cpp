@@ -71,6 +71,12 @@ void SignatureMemory::build(const IndexOptions& opt) {
     group_begin.push_back(1);
   }
 
+  install(ids, x, leaves, group_begin);
+}
+
+void SignatureMemory::install(const std::vector<int64_t>& ids, const std::vector<int8_t>& x,
+                              const std::vector<std::vector<int64_t>>& leaves, const std::vector<int64_t>& group_begin) {
+  const int64_t groups = static_cast<int64_t>(group_begin.size()) - 1;
   const int64_t nl = static_cast<int64_t>(leaves.size());
   clusters_.assign(static_cast<size_t>(nl), Cluster{});
   Level leaf_level;
@@ -107,7 +113,32 @@ void SignatureMemory::build(const IndexOptions& opt) {
     levels_.push_back(std::move(top));
   }
   levels_.push_back(std::move(leaf_level));
-  built_size_ = n;
+  built_size_ = size_;
+}
+
+void SignatureMemory::build_from_assignment(const int32_t* leaf_of, int64_t n, int64_t k) {
+  const char* f = "SignatureMemory.build_from_assignment";
+  TRIX_CHECK_ARG(n == size_, f, "assignment", "must have one entry per stored tile (", size_, "), got ", n);
+  TRIX_CHECK_ARG(k >= 1, f, "clusters", "must be >= 1, got ", k);
+  std::vector<int64_t> ids;
+  ids.reserve(static_cast<size_t>(n));
+  for (int64_t id = 0; id < next_id_; ++id)
+    if (loc_[static_cast<size_t>(id)].cluster >= 0) ids.push_back(id);
+  std::vector<std::vector<int64_t>> leaves(static_cast<size_t>(k));
+  for (int64_t i = 0; i < n; ++i) {
+    TRIX_CHECK_ARG(leaf_of[i] >= 0 && leaf_of[i] < k, f, "assignment", "must hold clusters in [0, ", k, "), got ",
+                   leaf_of[i], " at ", i);
+    leaves[leaf_of[i]].push_back(i);
+  }
+  for (int64_t c = 0; c < k; ++c)
+    TRIX_CHECK_ARG(!leaves[c].empty(), f, "assignment", "leaves cluster ", c, " empty");
+  std::vector<int8_t> x(static_cast<size_t>(n * dim_));
+  get(ids.data(), n, x.data());
+  opts_ = IndexOptions{};
+  opts_.levels = 2;
+  opts_.auto_rebuild = false;  // the caller owns the clustering: never replace it behind its back
+  dirty_ = false;
+  install(ids, x, leaves, {0, k});
 }
 
 }  // namespace trix

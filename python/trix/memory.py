@@ -180,6 +180,12 @@ class SignatureMemory:
         self._m.build(int(levels), int(leaf_size), int(seed), int(iters), float(slack), int(max_train_per_cluster),
                       float(rebuild_factor), bool(auto_rebuild))
 
+    def build_from_assignment(self, assignment: Any, clusters: int) -> None:
+        """A 2-level tree with given clusters: assignment int [N] maps the i-th stored key (ascending id) to
+        a leaf in [0, clusters); every leaf must be non-empty. Automatic rebuilds are turned off."""
+        a = np.ascontiguousarray(np.asarray(assignment), dtype=np.int32)
+        self._m.build_from_assignment(a, int(clusters))
+
     def search(self, queries: Any, k: int = 1, probes: int = 1, upper_probes: int = 0, exact: bool = False,
                quantize: bool = False) -> SearchResult:
         """queries: float32 [n, d] (scored in float; quantize=True scores int8 absmax rows instead) or

@@ -122,6 +122,9 @@ class SignatureMemory {
 
   // Builds (or rebuilds) the tree over the current tiles.
   void build(const IndexOptions& opt = {});
+  // A 2-level tree with the caller's clusters: tile i (in ascending id order) goes to leaf leaf_of[i]
+  // in [0, k); every leaf must be non-empty. Automatic rebuilds are turned off.
+  void build_from_assignment(const int32_t* leaf_of, int64_t n, int64_t k);
 
   // q: [n, d]. Float queries are scored in float; quantize = true scores int8 absmax rows instead.
   SearchResult search(const float* q, int64_t n, const SearchOptions& opt, bool quantize = false) const;
@@ -160,6 +163,9 @@ class SignatureMemory {
   SearchResult search_impl(const T* q, int64_t n, const SearchOptions& opt,
                            std::vector<std::vector<int64_t>>* paths) const;
   void insert(int64_t id, const int8_t* sig);
+  // Installs leaves (rows of x, which holds the tiles ids in order) and the top level given by group_begin.
+  void install(const std::vector<int64_t>& ids, const std::vector<int8_t>& x,
+               const std::vector<std::vector<int64_t>>& leaves, const std::vector<int64_t>& group_begin);
   int64_t nearest_leaf(const int8_t* sig) const;
   void erase(int64_t id);
   void refresh_leaf_signature(int64_t c);
