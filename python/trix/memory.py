@@ -228,4 +228,6 @@ class SignatureMemory:
 
 def _is_int8(a: Any) -> bool:
     dt = getattr(a, "dtype", None)
-    return dt is not None and str(dt) in ("int8", "torch.int8")
+    if isinstance(dt, np.dtype):
+        return dt == np.int8
+    return dt is not None and str(dt) == "torch.int8"

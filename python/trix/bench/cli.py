@@ -9,10 +9,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--memory", action="store_true", help="signature memory: TriX flat/hierarchy vs FAISS")
     group.add_argument("--train", action="store_true", help="training step and packed inference of the modules")
+    group.add_argument("--routing", action="store_true", help="HierarchicalTriXFFN vs flat routing, wall time")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke run)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    name = "memory" if args.memory else ("train" if args.train else "kernels")
+    name = next((n for n in ("memory", "train", "routing") if getattr(args, n)), "kernels")
     return int(importlib.import_module(f"trix.bench.{name}").run(args) or 0)

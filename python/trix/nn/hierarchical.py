@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .. import ops
 from ..quant import ternary_ste_codes
 from .ffn import TriXFFN, normalize_rows, select_top
-from .routing import switch_balance_loss
+from .routing import RoutingInfo, switch_balance_loss
 
 
 def balanced_clusters(signatures: torch.Tensor, clusters: int, seed: int) -> torch.Tensor:
@@ -54,16 +54,72 @@ class HierarchicalTriXFFN(TriXFFN):
             raise ValueError(f"HierarchicalTriXFFN: argument 'top_p' must be in [1, clusters={c}], got {top_p}")
         self.clusters, self.top_p, self.rebuild_every, self.kmeans_seed = c, top_p, rebuild_every, kmeans_seed
         self.residual = residual
+        self._memory = None  # a libtrix SignatureMemory over the packed signatures (pack() builds it)
         self.norm = nn.LayerNorm(d_model)
         self.out_scale = nn.Parameter(torch.ones(d_model))
         self.register_buffer("cluster_of", torch.zeros(tiles, dtype=torch.long))
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
         self.rebuild()
 
+    # ---------------------------------------------------------------- packed inference
+    def pack(self) -> "HierarchicalTriXFFN":
+        """Packs the tiles and loads their signatures into a libtrix SignatureMemory with this module's
+        clusters, so packed emergent routing scores top_p clusters plus their members, not all T tiles."""
+        super().pack()
+        from ..memory import SignatureMemory
+
+        mem = SignatureMemory.from_signatures(self._packed[2].numpy())
+        mem.build_from_assignment(self.cluster_of.cpu().numpy(), self.clusters)
+        self._memory = mem
+        self._cluster_sig = self.cluster_signatures(self._packed[2].float())
+        self._cluster_sig_packed = ops.pack_int8(self._cluster_sig.to(torch.int8).contiguous())
+        return self
+
+    def unpack(self) -> "HierarchicalTriXFFN":
+        self._memory = None
+        return super().unpack()
+
+    def train(self, mode: bool = True) -> "HierarchicalTriXFFN":
+        if mode:
+            self._memory = None
+        return super().train(mode)
+
+    def _route_packed(self, x: torch.Tensor):
+        """Tree lookup in libtrix: the same clusters and signatures as the unpacked path, so the same
+        routing up to float summation order. scores is None: only the searched tiles are scored."""
+        xn = normalize_rows(x)
+        res = self._memory.search(xn.detach().contiguous().numpy(), k=self.top_k, probes=self.top_p)
+        tile = torch.from_numpy(res.ids).long()
+        return tile, None, None, self._best_cluster(xn, tile), None, xn
+
+    def _best_cluster(self, xn: torch.Tensor, tile: torch.Tensor) -> torch.Tensor:
+        """RoutingInfo.cluster as the unpacked path reports it: the best-scoring cluster. With one probe
+        that is the chosen tile's cluster; with more, the C = sqrt(T) cluster signatures are scored."""
+        if self.top_p == 1:
+            return self.cluster_of[tile[:, 0].clamp(min=0)]
+        return select_top(self._scores(xn, self._cluster_sig, self._cluster_sig_packed), 1)[:, 0]
+
+    @torch.no_grad()
+    def _forward_tree(self, x2: torch.Tensor, tok: Optional[torch.Tensor], shape):
+        """Packed emergent inference: the unpacked eval path's operations (LayerNorm, libtrix tree
+        lookup, libtrix tiled FFN, scaled residual) without autograd bookkeeping."""
+        pup, pdown = self._packed_np[0], self._packed_np[1]
+        hin = self.norm(x2).contiguous()
+        tile, _, _, cluster, _, _ = self._route_packed(hin)
+        y = ops.tiled_ffn(hin.numpy(), pup, pdown, self.tiles, tile.to(torch.int32).numpy(), None, self.activation)
+        y = self._post(x2, torch.from_numpy(y))
+        counts = torch.bincount(tile[tile >= 0], minlength=self.tiles)
+        self._telemetry.record(counts, hin, tok)
+        zero = x2.new_zeros(())
+        aux = {"balance": zero, "diversity": zero, "cluster_balance": zero}
+        return y.reshape(shape), RoutingInfo(tile, cluster, None, counts), aux
+
     @torch.no_grad()
     def rebuild(self) -> None:
         """Recluster the tiles from their current signatures (deterministic: fixed seed)."""
         self.cluster_of.copy_(balanced_clusters(self.signatures(), self.clusters, self.kmeans_seed))
+        if self._memory is not None:  # packed: the tree must follow the new clusters
+            self.pack()
 
     def cluster_signatures(self, sig: Optional[torch.Tensor] = None) -> torch.Tensor:
         """[C, d]: sign of the sum of each cluster's member tile signatures."""
@@ -80,6 +136,8 @@ class HierarchicalTriXFFN(TriXFFN):
 
     def _route(self, x: torch.Tensor, token_ids: Optional[torch.Tensor]):
         mode = self._mode()
+        if mode == "emergent" and self._memory is not None and self.bias_rate == 0 and x.dtype == torch.float32:
+            return self._route_packed(x)
         if mode != "emergent":
             tile, gates, scores, _, probs, xn = super()._route(x, token_ids)
             return tile, gates, scores, None, probs, xn
@@ -114,6 +172,10 @@ class HierarchicalTriXFFN(TriXFFN):
         return aux
 
     def forward(self, x: torch.Tensor, token_ids: Optional[torch.Tensor] = None):
+        if (self._memory is not None and not self.training and self._mode() == "emergent" and self.bias_rate == 0
+                and x.dtype == torch.float32 and x.shape[-1] == self.d_model):
+            tok = None if token_ids is None else token_ids.reshape(-1)
+            return self._forward_tree(x.reshape(-1, self.d_model), tok, x.shape)
         out = super().forward(x, token_ids)
         if self.training:
             self.calls += 1
