@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from .. import ops
 from ..autograd import ACTIVATIONS, pack_weight, tiled_ffn, use_libtrix
 from ..quant import QuantConfig, ternary_codes, ternary_ste_codes
+from .packing import Packable
 from .routing import (ROUTING_METHODS, RoutingInfo, Telemetry, signature_similarity,
                       switch_balance_loss)
 
@@ -44,7 +45,7 @@ def select_top(scores: torch.Tensor, k: int) -> torch.Tensor:
     return torch.sort(scores.detach(), dim=1, descending=True, stable=True).indices[:, :k]
 
 
-class TriXFFN(nn.Module):
+class TriXFFN(Packable):
     """The tiled FFN with emergent (or another) routing.
 
     d_model: d; tiles: T; expansion: total hidden width expansion*d split into T tiles of h each;
@@ -148,20 +149,6 @@ class TriXFFN(nn.Module):
         self._packed_np = (self._packed[0].numpy(), self._packed[1].numpy(), ops.pack_int8(sig.numpy()),
                            self.select_bias.detach().cpu().numpy().copy())
         return self
-
-    def unpack(self) -> "TriXFFN":
-        self._packed = None
-        self._packed_np = None
-        return self
-
-    @property
-    def packed(self) -> bool:
-        return self._packed is not None
-
-    def train(self, mode: bool = True) -> "TriXFFN":
-        if mode and self._packed is not None:
-            self._packed = self._packed_np = None  # weights are about to change; the cache would be stale
-        return super().train(mode)
 
     # ---------------------------------------------------------------- routing
     def _scores(self, xn: torch.Tensor, sig: torch.Tensor, packed_sig: Optional[ops.PackedTernary]) -> torch.Tensor:

@@ -10,9 +10,10 @@ import torch.nn as nn
 from .. import ops
 from ..autograd import pack_weight, ternary_linear, use_libtrix
 from ..quant import QuantConfig, fake_quant_activations
+from .packing import Packable
 
 
-class TriXLinear(nn.Module):
+class TriXLinear(Packable):
     """y = x @ (gamma * q(W))^T + b with latent float W [out, in] and q by trix.quant.
 
     act_quant=True also rounds the input to int8 per row (what trix.matmul_i8 computes), with the STE.
@@ -54,19 +55,6 @@ class TriXLinear(nn.Module):
         self._packed_np = self._packed.numpy()  # numpy views: no DLPack round trip per call
         return self
 
-    def unpack(self) -> "TriXLinear":
-        self._packed = None
-        self._packed_np = None
-        return self
-
-    @property
-    def packed(self) -> bool:
-        return self._packed is not None
-
-    def train(self, mode: bool = True) -> "TriXLinear":
-        if mode:
-            self._packed = self._packed_np = None
-        return super().train(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
