@@ -15,6 +15,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("TRIX_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(D, "checkout_data_path", lambda: tmp_path / "nowhere" / "input.txt")
+    monkeypatch.setattr(D, "beside_checkout_paths", lambda: [])
 
     def offline(url, dest, timeout=30.0):
         raise OSError("network unreachable (test)")
@@ -119,3 +120,19 @@ def test_char_classes_cover_every_character():
     got = dict(zip(v.chars, (D.CHAR_CLASSES[i] for i in D.class_ids(v))))
     assert got["\n"] == "newline" and got[" "] == "space" and got["3"] == "digit"
     assert got["A"] == "upper" and got["z"] == "lower" and got["!"] == "punct" and got["'"] == "punct"
+
+
+def test_found_beside_a_checkout_holding_the_working_directory(isolated, monkeypatch):
+    """An installed package cannot see its checkout; <ancestor of cwd>/shared/data/... is looked at."""
+    monkeypatch.undo()  # the real lookup, with a fake tree: root/shared/data/... and root/repo/sub as cwd
+    monkeypatch.delenv("TRIX_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(isolated / "cache"))
+    monkeypatch.setattr(D, "checkout_data_path", lambda: isolated / "nowhere" / "input.txt")
+    monkeypatch.setattr(D, "TINYSHAKESPEARE_SHA256", D.sha256_of(Path(__file__)))
+    target = isolated / "root" / "shared" / "data" / "tinyshakespeare" / "input.txt"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(Path(__file__).read_bytes())
+    work = isolated / "root" / "repo" / "sub"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    assert D.find_tinyshakespeare(download=False) == target.resolve()

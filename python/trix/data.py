@@ -53,6 +53,13 @@ def checkout_data_path() -> Path:
     return repo.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 
 
+def beside_checkout_paths() -> List[Path]:
+    """shared/data/... beside a checkout that holds the working directory (an installed package no longer
+    knows where its checkout is): <ancestor of cwd>/shared/data/tinyshakespeare/input.txt."""
+    cwd = Path.cwd().resolve()
+    return [a / "shared" / "data" / "tinyshakespeare" / "input.txt" for a in (cwd, *cwd.parents)]
+
+
 def candidate_paths() -> List[Path]:
     """Places TinyShakespeare is looked for before downloading, in order."""
     out = []
@@ -61,6 +68,7 @@ def candidate_paths() -> List[Path]:
         out.append(Path(env).expanduser())
     out.append(cache_dir() / "tinyshakespeare" / "input.txt")
     out.append(checkout_data_path())
+    out += [p for p in beside_checkout_paths() if p not in out]
     return out
 
 
