@@ -59,6 +59,12 @@ void bind_memory_class(nb::module_& m) {
       .def_prop_ro("levels", &Mem::levels)
       .def_prop_ro("num_clusters", &Mem::num_clusters)
       .def_prop_ro("nbytes", &Mem::nbytes)
+      .def_prop_ro("prepared", &Mem::prepared)
+      .def_prop_ro("prepared_nbytes", &Mem::prepared_nbytes)
+      .def("prepare", [](Mem& mm, bool on) {
+        nb::gil_scoped_release g;
+        mm.prepare(on);
+      }, nb::arg("on") = true)
       .def_prop_ro("needs_rebuild", &Mem::needs_rebuild)
       .def("cluster_sizes", [](const Mem& mm) { return to_numpy(mm.cluster_sizes()); })
       .def("contains", &Mem::contains, nb::arg("id"))

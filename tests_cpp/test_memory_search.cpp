@@ -12,12 +12,15 @@
 #include <string>
 
 #include "test_util.h"
+#include "trix/cpu.h"
 #include "trix/error.h"
 #include "trix/memory.h"
+#include "trix/threads.h"
 
 namespace {
 
 using trix::SearchOptions;
+using trix::SearchResult;
 using trix::SignatureMemory;
 
 // Brute force: the k best (score desc, id asc) of q against sig rows named by ids.
@@ -339,4 +342,167 @@ TEST(MemorySearch, BuildFromAssignmentSearchesTheGivenClusters) {
   }
   leaf[3] = k;  // out of range
   EXPECT_THROW(m.build_from_assignment(leaf.data(), n, k), std::invalid_argument);
+}
+
+// ---- Prepared layout (table-lookup float scoring) ----------------------------------------------
+
+namespace {
+
+struct LevelGuard {
+  trix::SimdLevel before = trix::simd_level();
+  int threads = trix::get_num_threads();
+  ~LevelGuard() {
+    trix::set_simd_level(before);
+    trix::set_num_threads(threads);
+  }
+};
+
+// Checks r (k results per query) against brute force: integer-valued queries give exact float sums,
+// so ids and scores must match exactly (ties: lowest id); other queries within the float tolerance.
+void expect_brute(const SearchResult& r, const std::vector<float>& q, int64_t nq, const std::vector<int8_t>& sig,
+                  int64_t n, int64_t d, int64_t k, bool integral, const std::string& what) {
+  std::vector<int64_t> ids(static_cast<size_t>(n));
+  std::iota(ids.begin(), ids.end(), 0);
+  for (int64_t i = 0; i < nq; ++i) {
+    const auto b = brute(q.data() + i * d, sig, ids, d, k);
+    double mag = 0;
+    for (int64_t j = 0; j < d; ++j) mag += std::fabs(q[i * d + j]);
+    const float tol = 1e-5f * static_cast<float>(mag) + 1e-6f;
+    for (int64_t j = 0; j < k; ++j) {
+      if (j >= static_cast<int64_t>(b.size())) {
+        EXPECT_EQ(r.ids[i * k + j], -1) << what;
+        continue;
+      }
+      if (integral) {
+        EXPECT_EQ(r.ids[i * k + j], b[j].second) << what << " query " << i << " rank " << j;
+        EXPECT_EQ(r.scores[i * k + j], b[j].first) << what << " query " << i << " rank " << j;
+      } else {
+        EXPECT_NEAR(r.scores[i * k + j], b[j].first, tol) << what << " query " << i << " rank " << j;
+        const int64_t id = r.ids[i * k + j];
+        ASSERT_GE(id, 0) << what;
+        double s = 0;
+        for (int64_t c = 0; c < d; ++c) s += double(q[i * d + c]) * sig[id * d + c];
+        EXPECT_NEAR(r.scores[i * k + j], s, tol) << what << " query " << i << " rank " << j;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST(MemoryPrepared, ExactMatchesBruteForceAtEveryLevel) {
+  LevelGuard guard;
+  for (trix::SimdLevel l : trix::available_simd_levels()) {
+    trix::set_simd_level(l);
+    for (int64_t n : {1, 15, 16, 17, 33, 1000})
+      for (int64_t d : {1, 5, 64, 129, 256}) {
+        const int64_t nq = 6, k = 3;
+        // Few distinct keys: many exact ties between ids.
+        auto sig = planted(n, d, 3, 0.2, static_cast<uint32_t>(n * 7 + d));
+        for (int64_t j = 0; j < d && n > 9; ++j) sig[9 * d + j] = sig[2 * d + j];  // a duplicate key
+        SignatureMemory m = SignatureMemory::from_int8(sig.data(), n, d);
+        if (n >= 33) m.build();
+        m.prepare();
+        EXPECT_TRUE(m.prepared());
+        EXPECT_GE(m.prepared_nbytes(), n * trix::packed_row_bytes(d));
+        const std::string what = std::string(trix::simd_level_name(l)) + " n=" + std::to_string(n) + " d=" + std::to_string(d);
+        SearchOptions o;
+        o.k = k;
+        o.exact = true;
+        // Integer-valued queries (exact sums, ties) and Gaussian ones.
+        std::vector<float> qi(static_cast<size_t>(nq * d)), qf = trix_test::random_floats(nq * d, static_cast<uint32_t>(n + d));
+        const auto qq = trix_test::random_int8(nq * d, static_cast<uint32_t>(n * 3 + d));
+        for (size_t j = 0; j < qi.size(); ++j) qi[j] = static_cast<float>(qq[j] % 3);
+        std::fill(qi.begin(), qi.begin() + d, 1.0f);
+        expect_brute(m.search(qi.data(), nq, o), qi, nq, sig, n, d, k, true, what + " integral");
+        expect_brute(m.search(qf.data(), nq, o), qf, nq, sig, n, d, k, false, what + " float");
+        // The tree with every leaf probed searches the same prepared leaves.
+        SearchOptions all = o;
+        all.exact = false;
+        all.probes = m.num_clusters();
+        EXPECT_EQ(m.search(qi.data(), nq, all).ids, m.search(qi.data(), nq, o).ids) << what;
+        // int8 queries never use the layout: exact and unchanged.
+        SearchOptions oi = o;
+        const auto ri = m.search_i8(qq.data(), nq, oi);
+        m.prepare(false);
+        EXPECT_EQ(m.prepared_nbytes(), 0);
+        EXPECT_EQ(m.search_i8(qq.data(), nq, oi).scores, ri.scores) << what;
+      }
+  }
+}
+
+TEST(MemoryPrepared, IndependentOfThreadsAndChunking) {
+  LevelGuard guard;
+  const int64_t n = 1000, d = 256, nq = 300, k = 4;
+  const auto sig = planted(n, d, 20, 0.4, 41);
+  const auto q = trix_test::random_floats(nq * d, 42);
+  SignatureMemory m = SignatureMemory::from_int8(sig.data(), n, d);
+  m.build();
+  m.prepare();
+  for (trix::SimdLevel l : trix::available_simd_levels()) {
+    trix::set_simd_level(l);
+    for (bool exact : {true, false}) {
+      SearchOptions o;
+      o.k = k;
+      o.exact = exact;
+      o.probes = 3;
+      trix::set_num_threads(1);
+      const auto one = m.search(q.data(), nq, o);
+      trix::set_num_threads(2);
+      const auto two = m.search(q.data(), nq, o);
+      EXPECT_EQ(one.ids, two.ids) << trix::simd_level_name(l);
+      EXPECT_EQ(one.scores, two.scores) << trix::simd_level_name(l);
+      // A query alone gets the same answer as in the batch.
+      for (int64_t i : {0, 77, 299}) {
+        const auto single = m.search(q.data() + i * d, 1, o);
+        for (int64_t j = 0; j < k; ++j) {
+          EXPECT_EQ(single.ids[j], one.ids[i * k + j]);
+          EXPECT_EQ(single.scores[j], one.scores[i * k + j]);
+        }
+      }
+      if (exact) expect_brute(one, q, nq, sig, n, d, k, false, trix::simd_level_name(l));
+    }
+  }
+}
+
+TEST(MemoryPrepared, UpdatesKeepTheLayoutCurrentAndItIsNeverSaved) {
+  const int64_t n = 400, d = 129;
+  const auto sig = planted(n, d, 8, 0.3, 51);
+  SignatureMemory m = SignatureMemory::from_int8(sig.data(), n, d);
+  trix::IndexOptions io;
+  io.auto_rebuild = false;
+  m.build(io);
+  m.prepare();
+  const auto extra = trix_test::random_ternary(37 * d, 52);
+  m.add(extra.data(), 37);
+  std::vector<int64_t> gone{0, 5, 16, 17, 399, n + 3};
+  m.remove(gone.data(), static_cast<int64_t>(gone.size()));
+  const auto rep = trix_test::random_ternary(2 * d, 53);
+  std::vector<int64_t> rid{8, n + 30};
+  m.replace(rid.data(), 2, rep.data());
+  // A copy prepared from scratch and the unprepared memory agree with the maintained layout.
+  SignatureMemory fresh = m;
+  fresh.prepare(false);
+  fresh.prepare();
+  SignatureMemory plain = m;
+  plain.prepare(false);
+  EXPECT_EQ(fresh.prepared_nbytes(), m.prepared_nbytes());
+  const auto q = trix_test::random_floats(20 * d, 54);
+  SearchOptions o;
+  o.k = 5;
+  o.exact = true;
+  const auto a = m.search(q.data(), 20, o), b = fresh.search(q.data(), 20, o), c = plain.search(q.data(), 20, o);
+  EXPECT_EQ(a.ids, b.ids);
+  EXPECT_EQ(a.scores, b.scores);
+  for (size_t i = 0; i < a.scores.size(); ++i) EXPECT_NEAR(a.scores[i], c.scores[i], 1e-3f);
+  // Still current after a rebuild; a saved and loaded memory starts unprepared.
+  m.build(io);
+  EXPECT_TRUE(m.prepared());
+  const auto e = m.search(q.data(), 20, o);
+  EXPECT_EQ(e.ids, a.ids);
+  const auto bytes = m.serialize();
+  SignatureMemory back = SignatureMemory::deserialize(bytes.data(), bytes.size());
+  EXPECT_FALSE(back.prepared());
+  EXPECT_EQ(back.prepared_nbytes(), 0);
+  EXPECT_EQ(back.serialize(), bytes);
 }

@@ -1,5 +1,5 @@
 """trix.memory against numpy references: flat search, ties, top-k, tree recall vs exact, k-means,
-grouping, updates, persistence, errors."""
+grouping, updates, persistence, errors; the prepared (table-lookup) layout at every SIMD level."""
 import numpy as np
 import pytest
 
@@ -167,3 +167,70 @@ def test_composed_query_finds_both_parts():
     both = mem.compose([0, 1])
     r = mem.search(both[None], k=2)
     assert sorted(r.ids[0].tolist()) == [0, 1]
+
+
+@pytest.fixture
+def restore_level():
+    level, threads = trix.simd_level(), trix.get_num_threads()
+    yield
+    trix.set_simd_level(level)
+    trix.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 33, 1000])
+@pytest.mark.parametrize("d", [1, 5, 64, 129, 256])
+def test_prepared_exact_matches_numpy_at_every_level(restore_level, n, d):
+    rng = np.random.default_rng(n * 1000 + d)
+    keys = families(n, d, 3, 0.2, n + d)  # few distinct keys: many ties
+    if n > 9:
+        keys[9] = keys[2]
+    mem = memory.SignatureMemory.from_signatures(keys)
+    if n >= 33:
+        mem.build()
+    assert mem.prepare() is mem and mem.prepared
+    assert mem.prepared_nbytes >= n * ((d + 127) // 128) * 32
+    ids = np.arange(n)
+    qi = rng.integers(-1, 3, size=(5, d)).astype(np.float32)  # integer-valued: exact sums, ties
+    qf = rng.standard_normal((5, d), dtype=np.float32)
+    for level in trix.available_simd_levels():
+        trix.set_simd_level(level)
+        for threads in (1, 2):
+            trix.set_num_threads(threads)
+            r = mem.search(qi, k=3, exact=True)
+            ri, si = ref_topk(qi, keys, ids, 3)
+            m = min(3, n)
+            np.testing.assert_array_equal(r.ids[:, :m], ri, err_msg=level)
+            np.testing.assert_array_equal(r.scores[:, :m], si, err_msg=level)
+            r = mem.search(qf, k=3, exact=True)
+            _, sf = ref_topk(qf, keys, ids, 3)
+            tol = 1e-5 * np.abs(qf).sum(1, keepdims=True) + 1e-6
+            assert np.all(np.abs(r.scores[:, :m] - sf) <= tol), level
+            got = np.take_along_axis(qf.astype(np.float64) @ keys.T.astype(np.float64), r.ids[:, :m], axis=1)
+            assert np.all(np.abs(got - sf) <= tol), level
+    mem.prepare(False)
+    assert not mem.prepared and mem.prepared_nbytes == 0
+
+
+def test_prepared_threads_updates_and_save(restore_level, tmp_path):
+    keys = families(1500, 256, 30, 0.4, 7)
+    mem = memory.SignatureMemory.from_signatures(keys)
+    mem.build()
+    mem.prepare()
+    q = np.random.default_rng(8).standard_normal((300, 256), dtype=np.float32)
+    for level in trix.available_simd_levels():
+        trix.set_simd_level(level)
+        for exact in (True, False):
+            trix.set_num_threads(1)
+            a = mem.search(q, k=4, probes=3, exact=exact)
+            trix.set_num_threads(2)
+            b = mem.search(q, k=4, probes=3, exact=exact)
+            np.testing.assert_array_equal(a.ids, b.ids)
+            np.testing.assert_array_equal(a.scores, b.scores)
+    mem.add(families(40, 256, 3, 0.3, 9))
+    mem.remove(np.array([0, 3, 1500, 1539]))
+    path = tmp_path / "m.trixmem"
+    mem.save(str(path))
+    loaded = memory.SignatureMemory.load(str(path))
+    assert not loaded.prepared and loaded.prepared_nbytes == 0
+    loaded.prepare()
+    np.testing.assert_array_equal(mem.search(q, k=4, exact=True).ids, loaded.search(q, k=4, exact=True).ids)

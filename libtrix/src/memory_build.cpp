@@ -114,6 +114,8 @@ void SignatureMemory::install(const std::vector<int64_t>& ids, const std::vector
   }
   levels_.push_back(std::move(leaf_level));
   built_size_ = size_;
+  if (prepared_)
+    for (Cluster& cl : clusters_) prepare_cluster(cl);
 }
 
 void SignatureMemory::build_from_assignment(const int32_t* leaf_of, int64_t n, int64_t k) {

@@ -64,6 +64,26 @@ struct TopK {
   }
 };
 
+// Pushes scores s[0 .. count) of rows named id_of(0 .. count) into t. Blocks of 16 rows are
+// rejected at once when t is full and none reaches its worst score (a NaN score never beats a
+// number; a NaN worst score takes the full comparison). Same result as pushing every row.
+template <typename IdOf>
+void push_scores(TopK& t, const float* s, int64_t count, IdOf id_of) {
+  for (int64_t b0 = 0; b0 < count; b0 += 16) {
+    const int64_t b1 = std::min(count, b0 + 16);
+    if (static_cast<int64_t>(t.v.size()) == t.k && t.v.back().s == t.v.back().s) {
+      const float worst = t.v.back().s;
+      int hit = 0;
+      for (int64_t r = b0; r < b1; ++r) hit |= s[r] >= worst;
+      if (!hit) continue;
+    }
+    for (int64_t r = b0; r < b1; ++r) {
+      if (static_cast<int64_t>(t.v.size()) == t.k && s[r] < t.v.back().s) continue;
+      t.push({s[r], id_of(r)});
+    }
+  }
+}
+
 // Packs an int8 row of sign(sum) into out (packed_row_bytes(d) bytes).
 void pack_sign(const int32_t* sum, int64_t d, uint8_t* out);
 

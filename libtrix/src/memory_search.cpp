@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "memory_internal.h"
 #include "trix/error.h"
@@ -36,10 +37,57 @@ void scan(const T* q, int64_t d, const std::vector<int64_t>& qs, const uint8_t* 
       s.resize(static_cast<size_t>(nq * mr));
       mem::score(qb, nq, d, rows + r0 * rb, mr, s.data(), mr, tmp);
       for (int64_t i = 0; i < nq; ++i) {
-        mem::TopK& t = tops[qs[i0 + i]];
-        for (int64_t r = 0; r < mr; ++r) t.push({s[i * mr + r], id_of(r0 + r)});
+        mem::push_scores(tops[qs[i0 + i]], s.data() + i * mr, mr, [&](int64_t r) { return id_of(r0 + r); });
         scored[qs[i0 + i]] += mr;
       }
+    }
+  }
+}
+
+// The leaves by table lookup over their prepared layouts (float queries, a level with gemv_lut).
+// Queries go in chunks whose tables (lut_table_floats(d) floats each) stay within about 512 KiB (in L2); a
+// chunk's tables are built once and reused for every leaf. Within a leaf, rows go in spans whose
+// layout stays in L2 while each query of the chunk passes over them. Every (query, row) score is the
+// same gemv_lut lane whatever the chunking, so answers do not depend on the split.
+void scan_leaves_lut(const float* q, int64_t n, int64_t d, int64_t rb,
+                     const std::vector<SignatureMemory::Cluster>& clusters,
+                     const std::vector<std::vector<int64_t>>& leaf_queries, std::vector<mem::TopK>& tops,
+                     std::vector<int64_t>& scored) {
+  const kernels::Kernels& kern = kernels::active();
+  const int64_t tf = kernels::lut_table_floats(d);
+  const int64_t nchunk = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{1} << 17) / tf));
+  constexpr int64_t kSpanMax = 64;  // groups per gemv_lut call (tmp below)
+  const int64_t span = std::clamp<int64_t>((int64_t{1} << 18) / (rb * kernels::kLutRows), 1, kSpanMax);
+  // Own storage, not kernels::scratch: lut_tables uses scratch slot 1 itself.
+  std::vector<float> store(static_cast<size_t>(nchunk * tf + 16));
+  float* tables = store.data() + ((16 - (reinterpret_cast<uintptr_t>(store.data()) / sizeof(float)) % 16) % 16);
+  alignas(64) float tmp[kernels::kLutRows * kSpanMax];
+  for (int64_t i0 = 0; i0 < n; i0 += nchunk) {
+    const int64_t i1 = std::min(n, i0 + nchunk);
+    std::vector<char> built(static_cast<size_t>(i1 - i0), 0);
+    for (size_t c = 0; c < clusters.size(); ++c) {
+      const SignatureMemory::Cluster& cl = clusters[c];
+      const int64_t m = static_cast<int64_t>(cl.ids.size());
+      const std::vector<int64_t>& qs = leaf_queries[c];
+      if (m == 0 || qs.empty()) continue;
+      const auto qb = std::lower_bound(qs.begin(), qs.end(), i0), qe = std::lower_bound(qs.begin(), qs.end(), i1);
+      if (qb == qe) continue;
+      for (auto it = qb; it != qe; ++it)
+        if (!built[*it - i0]) {
+          kern.lut_tables(q + *it * d, d, tables + (*it - i0) * tf);
+          built[*it - i0] = 1;
+        }
+      const int64_t groups = kernels::lut_groups(m);
+      for (int64_t g0 = 0; g0 < groups; g0 += span) {
+        const int64_t g1 = std::min(groups, g0 + span), r0 = g0 * kernels::kLutRows;
+        const int64_t r1 = std::min(m, g1 * kernels::kLutRows);
+        for (auto it = qb; it != qe; ++it) {
+          kern.gemv_lut(tables + (*it - i0) * tf, rb, cl.lut.data(), g0, g1, tmp);
+          const int64_t* ids = cl.ids.data() + r0;
+          mem::push_scores(tops[*it], tmp, r1 - r0, [ids](int64_t r) { return ids[r]; });
+        }
+      }
+      for (auto it = qb; it != qe; ++it) scored[*it] += m;
     }
   }
 }
@@ -119,7 +167,13 @@ SearchResult SignatureMemory::search_impl(const T* q, int64_t n, const SearchOpt
     }
     leaf_queries = by_block(sel, num_clusters());
   }
-  for (size_t c = 0; c < clusters_.size(); ++c) {
+  bool lut = false;
+  if constexpr (std::is_same_v<T, float>) {
+    const kernels::Kernels& kern = kernels::active();
+    lut = prepared_ && dim_ > 0 && kern.gemv_lut != nullptr && kern.lut_tables != nullptr;
+    if (lut) scan_leaves_lut(q, n, dim_, rb_, clusters_, leaf_queries, best, res.scored);
+  }
+  for (size_t c = 0; c < clusters_.size() && !lut; ++c) {
     const Cluster& cl = clusters_[c];
     if (leaf_queries[c].empty() || cl.ids.empty()) continue;
     const int64_t* ids = cl.ids.data();

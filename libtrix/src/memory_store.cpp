@@ -71,6 +71,27 @@ int64_t SignatureMemory::nbytes() const {
   return b;
 }
 
+void SignatureMemory::prepare_cluster(Cluster& cl) const {
+  const int64_t m = static_cast<int64_t>(cl.ids.size());
+  cl.lut.assign(static_cast<size_t>(kernels::lut_groups(m) * rb_ * kernels::kLutRows + kernels::kLutSlack), kZeroByte);
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t b = 0; b < rb_; ++b) cl.lut[kernels::lut_offset(rb_, r, b)] = cl.rows[r * rb_ + b];
+}
+
+void SignatureMemory::prepare(bool on) {
+  prepared_ = on;
+  for (Cluster& cl : clusters_) {
+    if (on) prepare_cluster(cl);
+    else std::vector<uint8_t>().swap(cl.lut);
+  }
+}
+
+int64_t SignatureMemory::prepared_nbytes() const {
+  int64_t b = 0;
+  for (const Cluster& c : clusters_) b += static_cast<int64_t>(c.lut.size());
+  return b;
+}
+
 // Greedy descent: the best node at each level, then the best leaf under it (exact for 2 levels).
 int64_t SignatureMemory::nearest_leaf(const int8_t* sig) const {
   std::vector<int32_t> tmp;
@@ -99,6 +120,11 @@ void SignatureMemory::insert(int64_t id, const int8_t* sig) {
   cl.rows.resize(static_cast<size_t>((pos + 1) * rb_));
   pack_int8(sig, 1, dim_, cl.rows.data() + pos * rb_);
   cl.ids.push_back(id);
+  if (prepared_) {
+    cl.lut.resize(static_cast<size_t>(kernels::lut_groups(pos + 1) * rb_ * kernels::kLutRows + kernels::kLutSlack),
+                  kZeroByte);
+    for (int64_t b = 0; b < rb_; ++b) cl.lut[kernels::lut_offset(rb_, pos, b)] = cl.rows[pos * rb_ + b];
+  }
   for (int64_t j = 0; j < dim_; ++j) cl.sum[j] += sig[j];
   refresh_leaf_signature(c);
   loc_[static_cast<size_t>(id)] = Loc{static_cast<int32_t>(c), static_cast<int32_t>(pos)};
@@ -116,6 +142,13 @@ void SignatureMemory::erase(int64_t id) {
     std::copy(cl.rows.begin() + last * rb_, cl.rows.begin() + (last + 1) * rb_, cl.rows.begin() + at.pos * rb_);
     cl.ids[at.pos] = cl.ids[last];
     loc_[static_cast<size_t>(cl.ids[at.pos])].pos = at.pos;
+  }
+  if (prepared_) {  // same move in the prepared layout; the vacated row becomes zero weights
+    for (int64_t b = 0; b < rb_; ++b) {
+      cl.lut[kernels::lut_offset(rb_, at.pos, b)] = cl.lut[kernels::lut_offset(rb_, last, b)];
+      cl.lut[kernels::lut_offset(rb_, last, b)] = kZeroByte;
+    }
+    cl.lut.resize(static_cast<size_t>(kernels::lut_groups(last) * rb_ * kernels::kLutRows + kernels::kLutSlack));
   }
   cl.ids.pop_back();
   cl.rows.resize(static_cast<size_t>(last * rb_));

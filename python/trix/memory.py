@@ -137,6 +137,23 @@ class SignatureMemory:
         """Bytes held: packed keys, ids, the id map and the tree."""
         return self._m.nbytes
 
+    def prepare(self, on: bool = True) -> "SignatureMemory":
+        """Builds (on=True) or frees (on=False) the prepared layout for float queries: a second copy of
+        the signatures in the 16-row interleaved layout that AVX-512 levels score by table lookup
+        (docs/memory.md "Prepared layout"). Doubles the signature bytes (``prepared_nbytes``, not
+        counted in ``nbytes``); kept up to date by add/remove/replace/build; never saved. Returns self."""
+        self._m.prepare(bool(on))
+        return self
+
+    @property
+    def prepared(self) -> bool:
+        return self._m.prepared
+
+    @property
+    def prepared_nbytes(self) -> int:
+        """Bytes of the prepared layout (0 unless prepared)."""
+        return self._m.prepared_nbytes
+
     @property
     def needs_rebuild(self) -> bool:
         return self._m.needs_rebuild

@@ -108,8 +108,20 @@ class SignatureMemory {
   int64_t num_clusters() const { return static_cast<int64_t>(clusters_.size()); }
   std::vector<int64_t> cluster_sizes() const;
   int64_t cluster_of(int64_t id) const;
-  // Bytes held: packed signatures, ids, the id map, the tree.
+  // Bytes held: packed signatures, ids, the id map, the tree (not the prepared layout below).
   int64_t nbytes() const;
+
+  // Prepared layout for float queries (opt-in, off by default; docs/memory.md "Prepared layout").
+  // prepare() adds, next to every leaf's packed rows, a copy in the 16-row interleaved layout of
+  // trix::PreparedMatrix, which the AVX-512 levels score by table lookup (about 2-4x faster than the
+  // public format). It doubles the signature bytes (prepared_nbytes(), not counted in nbytes());
+  // prepare(false) frees it. While prepared, add/remove/replace/build keep it up to date; it is never
+  // persisted (a loaded memory starts unprepared). Only float queries without quantize use it, and
+  // only where the active SIMD level has the lookup kernel; scores then equal the unprepared ones
+  // within the float tolerance of docs/benchmarks.md (int8 queries stay exact and unchanged).
+  void prepare(bool on = true);
+  bool prepared() const { return prepared_; }
+  int64_t prepared_nbytes() const;
   bool needs_rebuild() const { return dirty_; }
   const IndexOptions& index_options() const { return opts_; }
 
@@ -147,6 +159,7 @@ class SignatureMemory {
     std::vector<uint8_t> rows;  // packed [size, d], contiguous: one kernel call scores a cluster
     std::vector<int64_t> ids;
     std::vector<int32_t> sum;   // per element sum of member signatures: the signature is its sign
+    std::vector<uint8_t> lut;   // prepared layout of rows (kernels::lut_offset), empty unless prepared
   };
   struct Level {                // signatures of one upper level, children of a parent contiguous
     int64_t count = 0;
@@ -170,6 +183,9 @@ class SignatureMemory {
   void erase(int64_t id);
   void refresh_leaf_signature(int64_t c);
   void check_drift();
+  void prepare_cluster(Cluster& cl) const;
+
+  bool prepared_ = false;
 
   int64_t dim_ = 0;
   int64_t rb_ = 0;  // packed row bytes
