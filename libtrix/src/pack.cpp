@@ -32,6 +32,7 @@ void pack_int8(const int8_t* w, int64_t rows, int64_t cols, uint8_t* out) {
   TRIX_CHECK_ARG(rows >= 0 && cols >= 0, "pack_int8", "w", "must have a non-negative shape, got [", rows,
                  ", ", cols, "]");
   const int64_t rb = packed_row_bytes(cols);
+  if (rb == 0) return;  // no columns: no bytes (and out may be null)
   for (int64_t r = 0; r < rows; ++r) {
     uint8_t* row = out + r * rb;
     std::memset(row, kZeroByte, static_cast<size_t>(rb));
@@ -71,6 +72,7 @@ int64_t prototype_row_bytes(int64_t cols) { return (cols + 3) / 4; }
 void import_prototype(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* out) {
   TRIX_CHECK_ARG(rows >= 0 && cols >= 0, "import_prototype", "src", "must have a non-negative shape");
   const int64_t prb = prototype_row_bytes(cols), rb = packed_row_bytes(cols);
+  if (rb == 0) return;
   for (int64_t r = 0; r < rows; ++r) {
     uint8_t* row = out + r * rb;
     std::memset(row, kZeroByte, static_cast<size_t>(rb));
@@ -87,6 +89,7 @@ void import_prototype(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* o
 void export_prototype(const uint8_t* packed, int64_t rows, int64_t cols, uint8_t* out) {
   TRIX_CHECK_ARG(rows >= 0 && cols >= 0, "export_prototype", "packed", "must have a non-negative shape");
   const int64_t prb = prototype_row_bytes(cols), rb = packed_row_bytes(cols);
+  if (prb == 0) return;
   for (int64_t r = 0; r < rows; ++r) {
     uint8_t* dst = out + r * prb;
     std::memset(dst, 0, static_cast<size_t>(prb));
