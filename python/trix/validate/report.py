@@ -162,6 +162,7 @@ def write(out: Path, study, criteria: List[Dict[str, Any]], sample: Optional[Dic
     results = {
         "command": command, "complete": complete, "elapsed_seconds": elapsed,
         "budget": budget.name, "study": study._manifest(), **environment(),
+        "source_at_start": getattr(study, "source_at_start", None),
         "models": {n: dict(m, history=_strip(m["history"])) for n, m in models.items()},
         "stages": stages, "verdict": criteria, "sample": sample,
     }

@@ -50,6 +50,9 @@ class Study:
         self.models: Dict[str, Dict[str, Any]] = {}
         self.stage_results: Dict[str, Dict[str, Any]] = {}
         self._check_or_write_manifest()
+        from .report import _git_state
+
+        self.source_at_start = _git_state()  # the code this process trains with (the report adds its own)
 
     def _manifest(self) -> Dict[str, Any]:
         return {"budget": asdict(self.cfg.budget), "seed": self.cfg.seed, "device": self.cfg.device,
