@@ -6,14 +6,6 @@ import pytest
 import trix
 
 
-@pytest.fixture
-def restore():
-    level, threads = trix.simd_level(), trix.get_num_threads()
-    yield
-    trix.set_simd_level(level)
-    trix.set_num_threads(threads)
-
-
 def _packed(rows, cols, seed):
     rng = np.random.default_rng(seed)
     w = rng.integers(-1, 2, size=(rows, cols)).astype(np.int8)

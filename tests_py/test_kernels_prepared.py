@@ -6,14 +6,6 @@ import pytest
 import trix
 
 
-@pytest.fixture
-def restore():
-    level, threads = trix.simd_level(), trix.get_num_threads()
-    yield
-    trix.set_simd_level(level)
-    trix.set_num_threads(threads)
-
-
 def _tol(x, k):
     s = np.abs(x).astype(np.float64).sum(axis=1, keepdims=True)
     return 4.0 * k * 1.2e-7 * s / np.sqrt(k) + 1e-6 * s + 1e-30

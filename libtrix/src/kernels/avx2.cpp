@@ -24,15 +24,6 @@ inline float hsum_ps(__m256 v) {
 }
 
 // ---------------------------------------------------------------- int8 activations (exact)
-int32_t prep_i8(const int8_t* x, int64_t k, int64_t kp, int8_t* xr) {
-  int32_t sum = 0;
-  for (int64_t j = 0; j < k; ++j) {
-    xr[j] = x[j];
-    sum += x[j];
-  }
-  for (int64_t j = k; j < kp; ++j) xr[j] = 0;
-  return sum;
-}
 
 template <int R, int C>
 void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t kp, const int32_t* sums,
@@ -70,7 +61,7 @@ void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m
   const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, kp = nb * kBlockWeights;
   int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * kp)));
   int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
-  for (int64_t i = 0; i < n; ++i) sums[i] = prep_i8(xq + i * k, k, kp, xr + i * kp);
+  for (int64_t i = 0; i < n; ++i) sums[i] = pad_copy_i8(xq + i * k, k, kp, xr + i * kp);
   constexpr int64_t kRowChunk = 16;
   for (int64_t mc = m0; mc < m1; mc += kRowChunk) {
     const int64_t me = imin(m1, mc + kRowChunk);

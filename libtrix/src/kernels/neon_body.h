@@ -22,15 +22,6 @@ inline uint8x16_t plane(uint8x16_t w, int s) {
 }
 
 // ---------------------------------------------------------------- int8 activations (exact)
-int32_t prep_i8(const int8_t* x, int64_t k, int64_t kp, int8_t* xr) {
-  int32_t sum = 0;
-  for (int64_t j = 0; j < k; ++j) {
-    xr[j] = x[j];
-    sum += x[j];
-  }
-  for (int64_t j = k; j < kp; ++j) xr[j] = 0;
-  return sum;
-}
 
 inline int32x4_t dot_u8s8(int32x4_t acc, uint8x16_t u, int8x16_t x) {
   const int8x16_t us = vreinterpretq_s8_u8(u);  // codes 0..2 are valid signed bytes
@@ -64,7 +55,7 @@ void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m
   const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, kp = nb * kBlockWeights;
   int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(kp)));
   for (int64_t i = 0; i < n; ++i) {
-    const int32_t sum = prep_i8(xq + i * k, k, kp, xr);
+    const int32_t sum = pad_copy_i8(xq + i * k, k, kp, xr);
     int64_t m = m0;
     for (; m + 4 <= m1; m += 4) micro_i8<4>(w + m * rb, rb, nb, xr, sum, acc + i * ldy + (m - m0));
     for (; m < m1; ++m) micro_i8<1>(w + m * rb, rb, nb, xr, sum, acc + i * ldy + (m - m0));
