@@ -169,17 +169,9 @@ def test_composed_query_finds_both_parts():
     assert sorted(r.ids[0].tolist()) == [0, 1]
 
 
-@pytest.fixture
-def restore_level():
-    level, threads = trix.simd_level(), trix.get_num_threads()
-    yield
-    trix.set_simd_level(level)
-    trix.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("n", [1, 15, 16, 17, 33, 1000])
 @pytest.mark.parametrize("d", [1, 5, 64, 129, 256])
-def test_prepared_exact_matches_numpy_at_every_level(restore_level, n, d):
+def test_prepared_exact_matches_numpy_at_every_level(restore, n, d):
     rng = np.random.default_rng(n * 1000 + d)
     keys = families(n, d, 3, 0.2, n + d)  # few distinct keys: many ties
     if n > 9:
@@ -211,7 +203,7 @@ def test_prepared_exact_matches_numpy_at_every_level(restore_level, n, d):
     assert not mem.prepared and mem.prepared_nbytes == 0
 
 
-def test_prepared_threads_updates_and_save(restore_level, tmp_path):
+def test_prepared_threads_updates_and_save(restore, tmp_path):
     keys = families(1500, 256, 30, 0.4, 7)
     mem = memory.SignatureMemory.from_signatures(keys)
     mem.build()

@@ -100,18 +100,9 @@ void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m
   int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * xs)));
   int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
   for (int64_t i = 0; i < n; ++i) sums[i] = prep_i8(xq + i * k, k, nb, xr + i * xs);
-  constexpr int64_t kRowChunk = 16;  // rows whose weights stay in L1 while all activations pass
-  for (int64_t mc = m0; mc < m1; mc += kRowChunk) {
-    const int64_t me = imin(m1, mc + kRowChunk);
-    for (int64_t i = 0; i < n; i += 4) {
-      const int C = static_cast<int>(imin(4, n - i));
-      int64_t m = mc;
-      for (; m + 4 <= me; m += 4)
-        micro_i8_c<4>(C, w + m * rb, rb, nb, xr + i * xs, xs, sums + i, acc + i * ldy + (m - m0), ldy);
-      for (; m < me; ++m)
-        micro_i8_c<1>(C, w + m * rb, rb, nb, xr + i * xs, xs, sums + i, acc + i * ldy + (m - m0), ldy);
-    }
-  }
+  for_each_block<4>(n, m0, m1, [&](auto r, int C, int64_t m, int64_t i) {
+    micro_i8_c<decltype(r)::value>(C, w + m * rb, rb, nb, xr + i * xs, xs, sums + i, acc + i * ldy + (m - m0), ldy);
+  });
 }
 
 // ---------------------------------------------------------------- float activations
@@ -171,16 +162,9 @@ void gemm_f32(const float* x, int64_t n, int64_t k, const uint8_t* w, int64_t m0
   const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, kp = nb * kBlockWeights;
   float* xp = static_cast<float*>(scratch(0, static_cast<size_t>(n * kp) * sizeof(float)));
   for (int64_t i = 0; i < n; ++i) pad_copy(x + i * k, k, kp, xp + i * kp);
-  constexpr int64_t kRowChunk = 16;
-  for (int64_t mc = m0; mc < m1; mc += kRowChunk) {
-    const int64_t me = imin(m1, mc + kRowChunk);
-    for (int64_t i = 0; i < n; i += 4) {
-      const int C = static_cast<int>(imin(4, n - i));
-      int64_t m = mc;
-      for (; m + 4 <= me; m += 4) micro_f32_c<4>(C, w + m * rb, rb, nb, xp + i * kp, kp, y + i * ldy + (m - m0), ldy);
-      for (; m < me; ++m) micro_f32_c<1>(C, w + m * rb, rb, nb, xp + i * kp, kp, y + i * ldy + (m - m0), ldy);
-    }
-  }
+  for_each_block<4>(n, m0, m1, [&](auto r, int C, int64_t m, int64_t i) {
+    micro_f32_c<decltype(r)::value>(C, w + m * rb, rb, nb, xp + i * kp, kp, y + i * ldy + (m - m0), ldy);
+  });
 }
 
 // ---------------------------------------------------------------- float GEMV by table lookup

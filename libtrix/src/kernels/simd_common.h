@@ -2,6 +2,7 @@
 // own copy compiled with its own flags.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 namespace trix::kernels {
 namespace {
@@ -12,6 +13,23 @@ inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline void pad_copy(const float* src, int64_t k, int64_t kp, float* dst) {
   for (int64_t j = 0; j < k; ++j) dst[j] = src[j];
   for (int64_t j = k; j < kp; ++j) dst[j] = 0.0f;
+}
+
+// The blocking every GEMM driver shares: output rows [m0, m1) in chunks of 16 (their weights stay in L1
+// while all activation rows pass), activation rows in groups of up to Cmax, four output rows per
+// micro-kernel call and one for the tail: micro(std::integral_constant<int, R>, C, m, i).
+template <int Cmax, typename Micro>
+inline void for_each_block(int64_t n, int64_t m0, int64_t m1, Micro micro) {
+  constexpr int64_t kRowChunk = 16;
+  for (int64_t mc = m0; mc < m1; mc += kRowChunk) {
+    const int64_t me = imin(m1, mc + kRowChunk);
+    for (int64_t i = 0; i < n; i += Cmax) {
+      const int C = static_cast<int>(imin(Cmax, n - i));
+      int64_t m = mc;
+      for (; m + 4 <= me; m += 4) micro(std::integral_constant<int, 4>{}, C, m, i);
+      for (; m < me; ++m) micro(std::integral_constant<int, 1>{}, C, m, i);
+    }
+  }
 }
 
 // xr[0..kp) = x[0..k) followed by zeros; returns sum(x), the correction for codes w + 1.
