@@ -46,8 +46,26 @@ def test_only_routed_tiles_get_gradient_from_the_task_loss():
     assert 0 < len(routed) < 8
     g = m.up.grad.view(8, -1).abs().sum(1)
     gd = m.down.grad.view(8, -1).abs().sum(1)
+    for t in range(8):  # the FFN's down weights: routed tiles only
+        assert bool(gd[t] > 0) == (t in routed), t
+    # the up weights of every tile are read by the router probability (its softmax normalises over all
+    # tiles, the unit gate passes Switch's router gradient): without that gradient, routed tiles only
+    m.zero_grad()
+    m.gate_rule = "prob"
+    y, info, _ = m(x)
+    m.eval()  # eval computes no router probability for the unit gate: the FFN product alone
+    m.gate_rule = "unit"
+    y, info, _ = m(x)
+    m.train()
+    m.zero_grad()
+    with torch.no_grad():
+        tile = info.tile
+    from trix.autograd import tiled_ffn
+    tiled_ffn(x, m.up, m.down, 8, tile, None, m.activation).square().sum().backward()
+    g = m.up.grad.view(8, -1).abs().sum(1)
     for t in range(8):
-        assert bool(g[t] > 0) == (t in routed) and bool(gd[t] > 0) == (t in routed), t
+        assert bool(g[t] > 0) == (t in routed), t
+    assert any(t not in routed for t in range(8))
     # routed to every tile (its signature as input): every tile gets gradient
     m.zero_grad()
     y, info, _ = m(m.signatures())

@@ -83,7 +83,7 @@ class StandInLM(nn.Module):
             mask = F.one_hot(tile, self.tiles).repeat_interleave(self.h, 1).to(hid.dtype)
             if self.gate is not None:
                 mask = mask * torch.softmax(scores, -1).gather(1, tile[:, None])
-            hid = hid * mask
+            hid = hid * (mask * self.tiles if self.override and getattr(self, "rescale", False) else mask)
             if scores is not None and self.balance_coef:
                 aux["balance"] = self.balance_coef * torch.softmax(scores, -1).mean(0).pow(2).sum() * self.tiles
         y = x2 + hid @ self.down.t()
@@ -100,8 +100,9 @@ class StandInLM(nn.Module):
         return {"total": total, "non_embedding": total - emb,
                 "routing": 0 if self.gate is None else self.gate.weight.numel()}
 
-    def set_inference_routing(self, mode):
+    def set_inference_routing(self, mode, rescale=False):
         self.override = mode
+        self.rescale = rescale
 
     def telemetry(self):
         return [{"signature_diversity": 0.0}]

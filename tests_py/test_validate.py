@@ -21,7 +21,10 @@ from trix.validate.analysis import mutual_information_bits  # noqa: E402
 
 from test_train import tiny_text  # noqa: E402
 
-MICRO = ["--quick", "--iters", "3", "--no-progress", "--model-factory", "test_train:make_standin"]
+MICRO = ["--quick", "--iters", "3", "--no-progress", "--model-factory", "test_train:make_standin", "--jobs", "1",
+         "--seeds", "2"]
+ARMS = {"float", "ternary_dense", "emergent", "learned", "random", "hash", "random_signatures", "mean_signature",
+        "autonomy", "flat16", "hier16"}
 
 
 def run_validate(tmp_path: Path, out: str, *extra: str) -> int:
@@ -35,25 +38,47 @@ def mtimes(d: Path):
 def test_micro_budget_runs_the_whole_pipeline(tmp_path, capsys):
     assert run_validate(tmp_path, "run") == 0
     out = tmp_path / "run"
-    for f in ("report.md", "results.json", "val_loss.png", "tile_usage.png", "class_tile.png"):
+    for f in ("report.md", "results.json", "final_loss.png", "val_loss.png", "tile_usage.png", "class_tile.png"):
         assert (out / f).is_file(), f
     res = json.loads((out / "results.json").read_text())
-    assert set(res["models"]) == {"float", "ternary_dense", "emergent", "learned", "random", "hash", "option_a",
-                                  "hier16_k1", "hier16_k4", "hier64_k16",
-                                  "emergent_seed2", "learned_seed2", "random_seed2", "hash_seed2"}
-    assert set(res["stages"]) == {"dense_baselines", "routing", "option_a", "scale", "specialisation", "noise"}
-    assert res["models"]["learned"]["param_counts"]["routing"] > 0 == res["models"]["emergent"]["param_counts"]["routing"]
-    assert len(res["verdict"]) == 6 and all(c["passed"] in (True, False) for c in res["verdict"])
-    assert set(res["stages"]["option_a"]["option_a"]["val_loss"]) == {"all tiles", "emergent", "random", "first"}
+    assert set(res["models"]) == {f"{a}_s{r}" for a in ARMS for r in range(2)}
+    assert set(res["arms"]) == ARMS and all(v["n"] == 2 for v in res["arms"].values())
+    assert set(res["stages"]) == {"dense_baselines", "routing", "option_a", "hierarchy", "specialisation"}
+    m = res["models"]
+    assert m["learned_s0"]["param_counts"]["routing"] > 0 == m["emergent_s0"]["param_counts"]["routing"]
+    for v in m.values():
+        assert len(v["init_sha256"]) == 64 and v["seed"] == 1337 + v["replicate"]
+        assert "tiles_scored_per_token" in v and "tiles_active_per_token" in v
+    assert all(c["passed"] in (True, False, None) for c in res["verdict"])
+    names = {c["name"] for c in res["verdict"]}
+    assert {"emergent beats random_signatures", "autonomy beats emergent", "hier16 matches flat16"} <= names
+    oa = res["stages"]["option_a"]["option_a"]
+    assert set(oa["val_loss"]) == {"all tiles", "emergent", "random", "first", "emergent x T", "random x T", "first x T"}
+    assert set(oa["per_seed"]) == {"ternary_dense_s0", "ternary_dense_s1"}
     assert res["versions"]["torch"] and res["machine"]["cpu_count"]
     report = (out / "report.md").read_text()
-    assert "## Verdict" in report and "not evidence" in report and "## Sample" in report
+    assert "## Verdict" in report and "not evidence" in report and "## Sample" in report and "every seed" in report
     printed = capsys.readouterr().out
     assert "verdict:" in printed and "emergent" in printed
-    # every model trained with the same seed and data order except the second-seed twins
-    seeds = {n: m["config"]["seed"] for n, m in res["models"].items()}
-    assert len({s for n, s in seeds.items() if not n.endswith("_seed2")}) == 1
-    assert seeds["emergent_seed2"] != seeds["emergent"]
+    # one seed per replicate, shared by every arm; replicates differ
+    seeds = {n: v["config"]["seed"] for n, v in m.items()}
+    assert {s for n, s in seeds.items() if n.endswith("_s0")} == {1337}
+    assert {s for n, s in seeds.items() if n.endswith("_s1")} == {1338}
+
+
+def test_real_models_in_two_worker_processes(tmp_path):
+    """The parallel path on the real TriXLM: results.json records distinct initial states per seed, the
+    same seed gives the same init for the same architecture, and the hierarchical arm chooses."""
+    rc = main(["validate", "--data", str(tiny_text(tmp_path)), "--out", str(tmp_path / "par"), "--quick",
+               "--iters", "2", "--no-progress", "--stages", "hierarchy", "--seeds", "2", "--jobs", "2"])
+    assert rc == 0
+    m = json.loads((tmp_path / "par" / "results.json").read_text())["models"]
+    assert set(m) == {f"{a}_s{r}" for a in ("hier16", "flat16", "emergent", "ternary_dense") for r in range(2)}
+    for a in ("hier16", "flat16", "emergent", "ternary_dense"):
+        assert m[f"{a}_s0"]["init_sha256"] != m[f"{a}_s1"]["init_sha256"]
+    h = m["hier16_s0"]
+    assert h["tiles_scored_per_token"] == 8 and h["tiles_active_per_token"] == 1  # 4 clusters + 4 members; 1 runs
+    assert m["flat16_s0"]["tiles_scored_per_token"] == 16 and m["ternary_dense_s0"]["tiles_active_per_token"] == 4
 
 
 def test_finished_stages_are_not_rerun(tmp_path, capsys):
@@ -99,12 +124,13 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
 def test_real_model_through_option_a_stage(tmp_path):
     pytest.importorskip("trix.nn")
     rc = main(["validate", "--data", str(tiny_text(tmp_path)), "--out", str(tmp_path / "real"), "--quick",
-               "--iters", "2", "--no-progress", "--stages", "option_a"])
+               "--iters", "2", "--no-progress", "--stages", "option_a", "--seeds", "1", "--jobs", "1"])
     assert rc == 0
     res = json.loads((tmp_path / "real" / "results.json").read_text())
     va = res["stages"]["option_a"]["option_a"]["val_loss"]
     assert all(math.isfinite(v) for v in va.values())
-    assert abs(va["all tiles"] - res["models"]["option_a"]["final_val_loss"]) < 1e-6
+    assert abs(va["all tiles"] - res["models"]["ternary_dense_s0"]["final_val_loss"]) < 1e-6
+    assert va["emergent x T"] != va["emergent"]
 
 
 def test_mutual_information_against_closed_forms():
@@ -115,24 +141,76 @@ def test_mutual_information_against_closed_forms():
     assert mutual_information_bits(t) == pytest.approx(1 - h)
 
 
-def _losses(**kw):
-    base = dict(emergent=1.90, learned=1.88, random=1.99, hash=1.95, ternary_dense=1.87, float=1.85)
-    base.update(kw)
-    return base
+def _stats(mean, sd, n=3):
+    """n values with exactly this mean and sample standard deviation."""
+    if n == 1:
+        return [mean]
+    base = np.linspace(-1, 1, n)
+    base = base / base.std(ddof=1) * sd
+    return list(mean + base)
 
 
-def test_verdict_passes_and_fails_at_the_stated_margins():
-    rp = {"emergent": 0, "learned": 512}
-    ok = V.judge(_losses(), rp, 0.2)
-    assert [c.passed for c in ok] == [True, True, True, True, True, True]
-    bad = V.judge(_losses(learned=1.84, random=1.905, hash=1.90, ternary_dense=1.80), {"emergent": 3}, 0.01)
-    assert [c.passed for c in bad] == [False, False, False, False, False, False]
-    # a win smaller than the measured seed spread is not a win
-    noisy = V.judge(_losses(emergent_seed2=1.96), rp, 0.2)
-    assert V.seed_spread(_losses(emergent_seed2=1.96)) == pytest.approx(0.06)
-    assert [c.passed for c in noisy][1:3] == [True, False]
-    missing = V.judge({"emergent": 1.9}, {}, None)
-    assert all(c.passed is None for c in missing)
+def test_arm_statistics_by_hand():
+    st = V.arm_stats([2.0, 2.1, 2.3])
+    assert st.n == 3 and st.mean == pytest.approx(2.1333333) and st.sd == pytest.approx(0.1527525)
+    assert V.arm_stats([2.0]).sd is None
+    a, b = V.arm_stats(_stats(2.0, 0.03)), V.arm_stats(_stats(2.1, 0.04))
+    assert V.diff_se(a, b) == pytest.approx(math.sqrt(0.03 ** 2 / 3 + 0.04 ** 2 / 3))
+
+
+def test_beats_needs_more_than_the_floor_and_twice_the_standard_error():
+    # se = sqrt(2 * 0.01^2 / 3) = 0.00816: 2 se = 0.0163 > 0.01, so a gain of 0.015 is not a win
+    st = {"a": V.arm_stats(_stats(2.000, 0.01)), "b": V.arm_stats(_stats(2.015, 0.01))}
+    assert V.beats("a", "b", st).passed is False
+    st["b"] = V.arm_stats(_stats(2.020, 0.01))
+    assert V.beats("a", "b", st).passed is True
+    # tiny noise: the 0.01 floor decides
+    st = {"a": V.arm_stats(_stats(2.000, 1e-4)), "b": V.arm_stats(_stats(2.009, 1e-4))}
+    assert V.beats("a", "b", st).passed is False
+    st["b"] = V.arm_stats(_stats(2.011, 1e-4))
+    assert V.beats("a", "b", st).passed is True
+    # a loss is never a win, and an exact tie is not one either
+    assert V.beats("b", "a", st).passed is False
+    st["b"] = V.arm_stats(_stats(2.0, 1e-4))
+    assert V.beats("a", "b", st).passed is False
+
+
+def test_matches_allows_ties_and_small_losses_but_not_detectable_or_large_ones():
+    mk = lambda ma, sa, mb, sb: {"a": V.arm_stats(_stats(ma, sa)), "b": V.arm_stats(_stats(mb, sb))}
+    assert V.matches("a", "b", mk(2.0, 0.01, 2.0, 0.01)).passed is True        # tie
+    assert V.matches("a", "b", mk(1.9, 0.01, 2.0, 0.01)).passed is True        # a is better
+    assert V.matches("a", "b", mk(2.008, 1e-4, 2.0, 1e-4)).passed is True      # under the 0.01 floor
+    assert V.matches("a", "b", mk(2.03, 1e-3, 2.0, 1e-3)).passed is False      # detectably worse (2 se ~ 0.0016)
+    assert V.matches("a", "b", mk(2.03, 0.03, 2.0, 0.03)).passed is True       # within noise and margin
+    assert V.matches("a", "b", mk(2.06, 0.2, 2.0, 0.2)).passed is False        # past the 0.05 margin
+    one = {"a": V.arm_stats([2.0]), "b": V.arm_stats(_stats(2.0, 0.01))}
+    assert V.matches("a", "b", one).passed is None and V.beats("a", "b", one).passed is None
+    assert V.beats("a", "zzz", one).passed is None
+
+
+def test_judge_on_hand_made_numbers():
+    L = {a: _stats(2.0, 0.01) for a in ARMS}
+    L.update(emergent=_stats(1.95, 0.01), random=_stats(2.10, 0.01), hash=_stats(1.90, 0.01),
+             float=_stats(1.89, 0.01), hier16=_stats(2.2, 0.01), flat16=_stats(2.2, 0.01))
+    rp = {a: 0 for a in ARMS}
+    rp["learned"] = 512
+    out = {c.name: c.passed for c in V.judge(L, rp, 0.2)}
+    assert out["emergent matches learned"] is True
+    assert out["emergent beats random"] is True
+    assert out["emergent beats hash"] is False
+    assert out["emergent beats random_signatures"] is True
+    assert out["autonomy beats emergent"] is False
+    assert out["hier16 beats emergent"] is False and out["hier16 matches flat16"] is True
+    assert out["specialisation: mean I(class; tile) >= 0.05 bits (emergent)"] is True
+    assert out["zero routing parameters (emergent, random_signatures, mean_signature, autonomy)"] is True
+    assert out["float baseline within 0.03 nats of nanoGPT's 1.88"] is True
+    rp["autonomy"] = 3
+    bad = {c.name: c.passed for c in V.judge(dict(L, float=_stats(2.0, 0.01)), rp, 0.01)}
+    assert bad["zero routing parameters (emergent, random_signatures, mean_signature, autonomy)"] is False
+    assert bad["float baseline within 0.03 nats of nanoGPT's 1.88"] is False
+    assert bad["specialisation: mean I(class; tile) >= 0.05 bits (emergent)"] is False
+    assert all(c.passed is None for c in V.judge({"emergent": [1.9]}, {}, None))
+    assert "not reproduced" in V.hierarchy_claim({a: V.arm_stats(v) for a, v in L.items()})
 
 
 def test_report_flags_models_that_ignore_top_k():
@@ -142,7 +220,7 @@ def test_report_flags_models_that_ignore_top_k():
         return {"config": {"model": {"ffn": ffn, "routing": routing, "top_k": k}},
                 "history": [{"probe": {"active_k": [used, used]}}]}
 
-    models = {"hier16_k4": m("hierarchical", "emergent", 4, 1), "emergent": m("sparse", "emergent", 1, 1),
-              "ternary_dense": m("sparse", "dense", 1, 4), "float": m("float", "dense", 1, None)}
-    assert active_k(models["float"]) == "-" and active_k(models["hier16_k4"]) == "1"
-    assert topk_mismatches(models) == ["hier16_k4 (top_k 4, used 1)"]
+    models = {"hier16_s0": m("hierarchical", "emergent", 4, 1), "emergent_s0": m("sparse", "emergent", 1, 1),
+              "ternary_dense_s0": m("sparse", "dense", 1, 4), "float_s0": m("float", "dense", 1, None)}
+    assert active_k(models["float_s0"]) == "-" and active_k(models["hier16_s0"]) == "1"
+    assert topk_mismatches(models) == ["hier16_s0 (top_k 4, used 1)"]

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from .routing_methods import ROUTING_METHODS
+
 DEFAULT_FACTORY = "trix.train:build_trix_lm"
 
 
@@ -71,6 +73,20 @@ class TrainResult:
     step_ms: float                      # mean milliseconds per training step
     iters_done: int
     checkpoint: Optional[str]
+    init_sha256: str = ""                              # of the initial state_dict (see state_sha256)
+    tiles_scored_per_token: Optional[float] = None     # means over the final evaluation (None: no routing)
+    tiles_active_per_token: Optional[float] = None
+
+
+def state_sha256(model) -> str:
+    """sha256 of a model's state_dict: tensors in name order, each as its raw bytes (C order)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    sd = model.state_dict()
+    for name in sorted(sd):
+        h.update(sd[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def build_trix_lm(model_cfg: Dict[str, Any]):
@@ -171,11 +187,14 @@ def make_optimizer(model, cfg: TrainConfig):
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2))
 
 
-def model_loss(model, x, y):
-    """(total loss, cross-entropy, aux dict of floats). total = CE + sum of the model's weighted aux."""
+def model_loss(model, x, y, infos_out: Optional[list] = None):
+    """(total loss, cross-entropy, aux dict of floats). total = CE + sum of the model's weighted aux.
+    infos_out: a list that receives the model's per-block RoutingInfo (or None) entries."""
     import torch.nn.functional as F
 
-    logits, _infos, aux = model(x)
+    logits, infos, aux = model(x)
+    if infos_out is not None:
+        infos_out.extend(infos)
     ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
     total = ce
     for v in aux.values():
@@ -183,8 +202,11 @@ def model_loss(model, x, y):
     return total, ce, {k: float(v.detach()) for k, v in aux.items()}
 
 
-def evaluate(model, ids, offsets_list, block_size: int, device: str, d: Dist = Dist()) -> float:
-    """Mean cross-entropy over fixed batches; with several ranks each evaluates a share, then all-reduce."""
+def evaluate(model, ids, offsets_list, block_size: int, device: str, d: Dist = Dist(),
+             routing: Optional[Dict[str, Any]] = None) -> float:
+    """Mean cross-entropy over fixed batches; with several ranks each evaluates a share, then all-reduce.
+    routing: a dict that receives tiles_scored_per_token / tiles_active_per_token (means over every
+    routed block and token of these batches; None where the model routes nothing)."""
     import torch
 
     from .data import gather_windows
@@ -192,12 +214,23 @@ def evaluate(model, ids, offsets_list, block_size: int, device: str, d: Dist = D
     was_training = model.training
     model.eval()
     tot = torch.zeros(2, dtype=torch.float64)
+    route = torch.zeros(3, dtype=torch.float64)  # sum scored, sum active, routed inputs
     with torch.no_grad():
         for i in range(d.rank, len(offsets_list), d.world):
             x, y = gather_windows(ids, offsets_list[i], block_size)
-            _, ce, _ = model_loss(model, x.to(device), y.to(device))
+            infos: list = []
+            _, ce, _ = model_loss(model, x.to(device), y.to(device), infos)
+            for info in infos:
+                if info is not None and hasattr(info, "tile"):
+                    n = info.tile.shape[0]
+                    route[0] += float(getattr(info, "scored", 0.0)) * n
+                    route[1] += float((info.tile >= 0).sum())
+                    route[2] += n
             tot[0] += float(ce) * x.numel()
             tot[1] += x.numel()
+    if routing is not None:
+        routing["tiles_scored_per_token"] = float(route[0] / route[2]) if route[2] else None
+        routing["tiles_active_per_token"] = float(route[1] / route[2]) if route[2] else None
     if d.world > 1:
         import torch.distributed as dist
 
@@ -213,7 +246,7 @@ ProbeFn = Callable[[Any], Dict[str, Any]]
 
 def train(cfg: TrainConfig, dataset, out_dir: Optional[Path] = None, *, probe: Optional[ProbeFn] = None,
           progress: bool = True, desc: str = "train", resume: bool = True,
-          stop_after: Optional[int] = None) -> TrainResult:
+          stop_after: Optional[int] = None, position: int = 0) -> TrainResult:
     """Train ``cfg`` on ``dataset`` (trix.data.CharDataset); checkpoint to ``out_dir/ckpt.pt``.
 
     probe(model) -> dict is called at every evaluation (model in eval mode) and its result stored in the
@@ -229,12 +262,16 @@ def train(cfg: TrainConfig, dataset, out_dir: Optional[Path] = None, *, probe: O
     if cfg.batch_size % d.world:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {d.world} processes")
     local = cfg.batch_size // d.world
+    # The seed sets every random choice: initialisation (unless the model config fixes its own), hash
+    # tables, k-means, random routing draws (torch's RNG) and data order.
     mcfg = dict(cfg.model, vocab_size=dataset.vocab.size)
+    mcfg.setdefault("seed", cfg.seed)
     block = int(mcfg["block_size"])
     ckpt_path = out_dir / "ckpt.pt" if out_dir else None
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = resolve_factory(cfg.model_factory)(mcfg).to(cfg.device)
+    init_sha = state_sha256(model)
     opt = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: List[Dict[str, Any]] = []
@@ -250,6 +287,7 @@ def train(cfg: TrainConfig, dataset, out_dir: Optional[Path] = None, *, probe: O
         torch.set_rng_state(ck["torch_rng"])
         history, start = ck["history"], ck["iter"]
         seconds, steps_timed = ck["seconds"], ck["steps_timed"]
+        init_sha = ck.get("init_sha256", init_sha)
 
     ev_small = eval_offsets(len(dataset.val), block, cfg.eval_batch_size, cfg.eval_batches)
     ev_final = eval_offsets(len(dataset.val), block, cfg.eval_batch_size, cfg.final_eval_batches)
@@ -260,10 +298,16 @@ def train(cfg: TrainConfig, dataset, out_dir: Optional[Path] = None, *, probe: O
         atomic_save({"train_config": asdict(cfg), "model_config": mcfg, "model": model.state_dict(),
                      "optimizer": opt.state_dict(), "data_rng": gen.get_state(), "torch_rng": torch.get_rng_state(),
                      "iter": it, "history": history, "seconds": seconds, "steps_timed": steps_timed,
+                     "init_sha256": init_sha, "routing_stats": routing_stats,
                      "vocab": dataset.vocab.chars, "data": dataset.describe()}, ckpt_path)
 
+    routing_stats: Dict[str, Any] = {}
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        routing_stats = dict(ck.get("routing_stats") or {})
+
     def record(it: int, train_loss: Optional[float], final: bool) -> None:
-        val = evaluate(model, dataset.val, ev_final if final else ev_small, block, cfg.device, d)
+        val = evaluate(model, dataset.val, ev_final if final else ev_small, block, cfg.device, d,
+                       routing=routing_stats if final else None)
         entry: Dict[str, Any] = {"iter": it, "val_loss": val, "train_loss": train_loss, "final": final}
         if probe is not None:
             model.eval()
@@ -275,7 +319,7 @@ def train(cfg: TrainConfig, dataset, out_dir: Optional[Path] = None, *, probe: O
     model.train()
     end = cfg.iters if stop_after is None else min(cfg.iters, stop_after)
     bar = tqdm(total=cfg.iters, initial=start, desc=desc, disable=not (progress and d.main), leave=False,
-               dynamic_ncols=True)
+               dynamic_ncols=True, position=position)
     it = start
     if start == 0 and not history:
         record(0, None, final=False)
@@ -318,7 +362,9 @@ def train(cfg: TrainConfig, dataset, out_dir: Optional[Path] = None, *, probe: O
         best_val_loss=min(h["val_loss"] for h in history),
         param_counts={k: int(v) for k, v in model.param_counts().items()},
         seconds=seconds, step_ms=1000 * seconds / max(1, steps_timed), iters_done=it,
-        checkpoint=str(ckpt_path) if ckpt_path else None)
+        checkpoint=str(ckpt_path) if ckpt_path else None, init_sha256=init_sha,
+        tiles_scored_per_token=routing_stats.get("tiles_scored_per_token"),
+        tiles_active_per_token=routing_stats.get("tiles_active_per_token"))
 
 
 def load_checkpoint(path: Path, device: str = "cpu"):
@@ -360,7 +406,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, ...")
     p.add_argument("--ffn", choices=["float", "tiled", "sparse", "hierarchical"])
-    p.add_argument("--routing", choices=["emergent", "learned", "random", "hash", "dense"])
+    p.add_argument("--routing", choices=list(ROUTING_METHODS))
     p.add_argument("--tiles", type=int)
     p.add_argument("--model-factory", help=f"module:function building the model from a dict (default {DEFAULT_FACTORY})")
     p.add_argument("--threads", type=int, help="torch threads per process (default: torch's choice; 1 under torchrun)")

@@ -16,11 +16,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import ops
-from ..autograd import ACTIVATIONS, pack_weight, tiled_ffn, use_libtrix
-from ..quant import QuantConfig, ternary_codes, ternary_ste_codes
+from ..autograd import ACTIVATIONS, activate, pack_weight, tiled_ffn, use_libtrix
+from ..quant import QuantConfig, ternary_codes, ternary_ste, ternary_ste_codes
 from .packing import Packable
-from .routing import (ROUTING_METHODS, RoutingInfo, Telemetry, signature_similarity,
-                      switch_balance_loss)
+from .routing import (GATE_RULES, ROUTING_METHODS, SCORE_ROUTERS, SIGNATURE_ROUTERS, RoutingInfo, Telemetry,
+                      signature_similarity, switch_balance_loss, unit_gate)
 
 TRAIN_MODES = ("sparse", "dense")
 
@@ -53,8 +53,11 @@ class TriXFFN(Packable):
     tiles with gate 1; infer with all, or with one via set_inference_routing); routing: one of
     ROUTING_METHODS; top_k: tiles per input; vocab_size: needed for routing="hash".
     balance_coef / diversity_coef: weights of the Switch balance loss and the signature diversity
-    loss (0 switches them off; the aux dict keeps the keys). ema_decay > 0: route by the sign of an
-    EMA of the signatures. bias_rate > 0: aux-loss-free balancing bias, used only to select.
+    loss (0 switches them off; the aux dict keeps the keys; the balance loss applies to every router
+    in SCORE_ROUTERS, the diversity loss to emergent). ema_decay > 0: route by the sign of an EMA of
+    the signatures. bias_rate > 0: aux-loss-free balancing bias, used only to select.
+    gate: "unit" (the chosen tile's output is not scaled, for every method; score routers get
+    Switch's router gradient) or "prob" (scaled by the router probability). See trix.nn.routing.
 
     forward(x [..., d], token_ids [...] or None) -> (y [..., d], RoutingInfo, aux dict of scalars).
     """
@@ -66,12 +69,13 @@ class TriXFFN(Packable):
                  train_mode: str = "sparse", routing: str = "emergent", top_k: int = 1, vocab_size: int = 0,
                  balance_coef: float = 0.0, diversity_coef: float = 0.0, ema_decay: float = 0.0,
                  bias_rate: float = 0.0, temperature: float = 1.0, quant: QuantConfig = QuantConfig(),
-                 init_std: float = 0.02, seed: int = 0) -> None:
+                 init_std: float = 0.02, seed: int = 0, gate: str = "unit") -> None:
         super().__init__()
         name = type(self).__name__
         _choice(name, "train_mode", train_mode, TRAIN_MODES)
         _choice(name, "routing", routing, ROUTING_METHODS)
         _choice(name, "activation", activation, ACTIVATIONS)
+        _choice(name, "gate", gate, GATE_RULES)
         if tiles < 1 or (expansion * d_model) % tiles:
             raise ValueError(f"{name}: argument 'tiles' must divide expansion*d_model = {expansion * d_model}, "
                              f"got {tiles}")
@@ -85,7 +89,9 @@ class TriXFFN(Packable):
         self.activation, self.train_mode, self.routing, self.top_k = activation, train_mode, routing, top_k
         self.balance_coef, self.diversity_coef = balance_coef, diversity_coef
         self.ema_decay, self.bias_rate, self.temperature, self.quant = ema_decay, bias_rate, temperature, quant
+        self.gate_rule, self.init_std = gate, init_std
         self.inference_routing: Optional[str] = None
+        self.inference_scale = 1.0  # Option A: one tile's output times T restores the all-tile magnitude
         g = torch.Generator().manual_seed(seed)
         h, d, t = self.hidden, d_model, tiles
         self.up = nn.Parameter(torch.randn(t * h, d, generator=g) * init_std)
@@ -97,6 +103,10 @@ class TriXFFN(Packable):
         if routing == "hash":  # Hash Layers: a fixed balanced random assignment of token ids to tiles
             perm = torch.randperm(vocab_size, generator=torch.Generator().manual_seed(seed + 1))
             self.register_buffer("hash_table", perm % t)
+        if routing == "random_signatures":  # distributed like the signature of a random tile
+            gs = torch.Generator().manual_seed(seed + 2)
+            codes = torch.randint(-1, 2, (t, h, d), generator=gs, dtype=torch.int8).sum(1, dtype=torch.int32)
+            self.register_buffer("fixed_signatures", codes.sign().float())
         self._packed: Optional[Tuple[ops.PackedTernary, ops.PackedTernary, torch.Tensor]] = None
         self._telemetry = Telemetry(t)
         self._call_cache: Optional[Dict[str, object]] = None  # quantized weights, for one forward call
@@ -117,11 +127,28 @@ class TriXFFN(Packable):
         q, _ = self._up_codes()
         return torch.sign(q.view(self.tiles, self.hidden, self.d_model).sum(1))
 
-    def routing_signatures(self) -> torch.Tensor:
-        """The signatures routing uses [T, d]: the tiles' own, or the sign of their EMA."""
+    def routing_signatures(self, method: Optional[str] = None) -> torch.Tensor:
+        """The signature matrix S [T, d] a signature router scores against (method: default the
+        module's routing; other methods get emergent's): the tiles' own ternary signatures (or the
+        sign of their EMA), the fixed random ones, or the tiles' mean ternary up rows (float)."""
+        method = method or self.routing
+        if method == "random_signatures":
+            return self.fixed_signatures
+        if method == "mean_signature":
+            q, _ = self._up_codes()
+            return q.view(self.tiles, self.hidden, self.d_model).mean(1)
         if self.ema_decay > 0 and bool(self.ema_ready):
             return torch.sign(self.ema_signatures)
         return self.signatures()
+
+    def _diff_signatures(self, method: str) -> torch.Tensor:
+        """routing_signatures(method) with a gradient to the up weights where they are read from them."""
+        if method == "random_signatures":
+            return self.fixed_signatures
+        if method == "mean_signature":
+            q = ternary_ste_codes(self.up, self.quant, self._up_codes())
+            return q.view(self.tiles, self.hidden, self.d_model).mean(1)
+        return self.signatures_ste()
 
     def signatures_ste(self) -> torch.Tensor:
         """Signatures [T, d] whose value is the hard sign and whose gradient reaches the up weights
@@ -143,16 +170,22 @@ class TriXFFN(Packable):
         if self.up.device.type != "cpu":
             raise RuntimeError(f"{type(self).__name__}.pack: packed inference runs on the CPU through libtrix; "
                                f"the weights are on {self.up.device}")
-        sig = self.routing_signatures().to(torch.int8).cpu().contiguous()
+        sig = self.routing_signatures().detach().cpu().contiguous()
+        if self.routing != "mean_signature":  # ternary signatures: exact int8 scores in libtrix
+            sig = sig.to(torch.int8)
         self._packed = (pack_weight(self.up, self.quant), pack_weight(self.down, self.quant), sig)
         # numpy views of the same bytes: the batch-1 path below crosses into libtrix without DLPack.
-        self._packed_np = (self._packed[0].numpy(), self._packed[1].numpy(), ops.pack_int8(sig.numpy()),
+        psig = ops.pack_int8(sig.numpy()) if sig.dtype == torch.int8 else None
+        self._packed_np = (self._packed[0].numpy(), self._packed[1].numpy(), psig,
                            self.select_bias.detach().cpu().numpy().copy())
         return self
 
     # ---------------------------------------------------------------- routing
     def _scores(self, xn: torch.Tensor, sig: torch.Tensor, packed_sig: Optional[ops.PackedTernary]) -> torch.Tensor:
-        """Routing scores [N, T] = xn . sig^T: libtrix on CPU float32 (also when packed), else torch."""
+        """Routing scores [N, T] = xn . sig^T: libtrix for ternary signatures on CPU float32 (also
+        when packed), else torch (float signatures, other devices)."""
+        if sig.is_floating_point() and packed_sig is None and not bool((sig == sig.round()).all()):
+            return xn.detach() @ sig.to(xn.dtype).t()
         if use_libtrix(xn):
             psig = packed_sig if packed_sig is not None else ops.pack_int8(sig.to(torch.int8).cpu().contiguous())
             return ops.route_scores(xn.detach().contiguous(), psig)
@@ -167,21 +200,19 @@ class TriXFFN(Packable):
         return self.routing
 
     def _route(self, x: torch.Tensor, token_ids: Optional[torch.Tensor]):
-        """-> (tile_idx [N, k], gates [N, k] or None, scores [N, T] or None, cluster [N] or None,
-        probs [N, T] or None (differentiable, learned routing), xn [N, d] (the normalised routing input))."""
+        """-> (tile_idx [N, k], scores [N, T] or None, cluster [N] or None, probs [N, T] or None
+        (differentiable router probabilities where the method has them and they are needed),
+        xn [N, d] (the normalised routing input), tiles scored per input)."""
         n, t = x.shape[0], self.tiles
         mode = self._mode()
         xn = normalize_rows(x)
-        psig = None
-        if self._packed is not None:
-            psig = ops.pack_int8(self._packed[2])
-            sig = self._packed[2].float()
-        else:
-            sig = self.routing_signatures()
-        scores = self._scores(xn, sig, psig) if self.routing in ("emergent",) or mode == "emergent" else None
-        probs, gates = None, None
+        need_p = self.training or self.gate_rule == "prob"
+        probs = scores = None
+        scored = 0.0
         if mode == "dense":
             tile = torch.arange(t, device=x.device).expand(n, t)
+            if self.routing in SIGNATURE_ROUTERS:  # what the router would score (telemetry, Option A)
+                scores = self._signature_scores(xn, self.routing)
         elif mode == "first":
             tile = torch.zeros(n, 1, dtype=torch.long, device=x.device)
         elif mode == "random":
@@ -190,23 +221,61 @@ class TriXFFN(Packable):
             if token_ids is None:
                 raise ValueError(f"{type(self).__name__}.forward: argument 'token_ids' is required for routing='hash'")
             tile = self.hash_table[token_ids.reshape(-1)][:, None]
-        elif mode == "learned":
-            logits = self.gate(x)
-            probs = F.softmax(logits.float(), dim=-1).to(x.dtype)
-            scores = logits.detach()
-            tile = select_top(probs.detach() + self.select_bias.to(probs.dtype), self.top_k)
-            gates = probs.gather(1, tile)
-            if self.top_k > 1:
-                gates = gates / gates.sum(1, keepdim=True)
-        else:  # emergent
-            sel = scores + self.select_bias.to(scores.dtype) if self.bias_rate > 0 else scores
+        else:
+            if mode == "learned":
+                logits = self.gate(x)
+                probs = F.softmax(logits.float(), dim=-1).to(x.dtype)
+                scores = logits.detach()
+                sel = probs.detach()
+            elif mode == "autonomy":
+                norms = self._autonomy_norms(x)
+                scores = sel = norms.detach()
+                if need_p:
+                    probs = F.softmax(norms / self.temperature, dim=-1)
+            else:  # signature routers
+                scores = sel = self._signature_scores(xn, mode)
+                if need_p:
+                    probs = self._probs(xn, mode)
+            if self.bias_rate > 0:
+                sel = sel + self.select_bias.to(sel.dtype)
             tile = select_top(sel, self.top_k)
-        return tile, gates, scores, None, probs, xn
+            scored = float(t)
+        return tile, scores, None, probs, xn, scored
 
-    def _probs(self, xn: torch.Tensor) -> torch.Tensor:
-        """Differentiable router probabilities [N, T] for the balance loss: a softmax over scores
-        against STE signatures, so its gradient reaches the tile weights."""
-        return F.softmax(xn.detach() @ self.signatures_ste().to(xn.dtype).t() / self.temperature, dim=-1)
+    def _signature_scores(self, xn: torch.Tensor, mode: str) -> torch.Tensor:
+        if self._packed is not None and mode == self.routing:
+            sig = self._packed[2]
+            psig = ops.pack_int8(sig) if sig.dtype == torch.int8 else None
+            return self._scores(xn, sig.float(), psig)
+        return self._scores(xn, self.routing_signatures(mode), None)
+
+    def _autonomy_norms(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, T]: the L2 norm of each tile's own hidden activation act(up_t x) (the product the FFN
+        computes for the chosen tile), differentiable in training (STE weights)."""
+        if self._packed is not None and use_libtrix(x):
+            pre = ops.matmul(x.detach().contiguous(), self._packed[0])
+        elif self.training:
+            pre = x @ ternary_ste(self.up, self.quant).t()
+        else:
+            q, s = self._up_codes()
+            pre = x @ (q * s).t()
+        return activate(self.activation, pre).view(x.shape[0], self.tiles, self.hidden).norm(dim=-1)
+
+    def _probs(self, xn: torch.Tensor, mode: str = "emergent") -> torch.Tensor:
+        """Differentiable router probabilities [N, T] of a signature router: a softmax over scores
+        against its signatures (STE where read from the weights, so the gradient reaches them)."""
+        return F.softmax(xn @ self._diff_signatures(mode).to(xn.dtype).t() / self.temperature, dim=-1)
+
+    def _gates(self, tile: torch.Tensor, probs: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """Gates [N, k] on the chosen tiles, or None (all 1)."""
+        if not self.training and self.inference_routing is not None and self.inference_scale != 1.0:
+            return torch.full(tile.shape, float(self.inference_scale), device=tile.device)
+        if probs is None:
+            return None
+        sel = probs.gather(1, tile.clamp(min=0))
+        if self.gate_rule == "prob":
+            return sel / sel.sum(1, keepdim=True) if sel.shape[1] > 1 else sel
+        return unit_gate(sel) if self.training else None
 
     # ---------------------------------------------------------------- forward
     def _pre(self, x: torch.Tensor) -> torch.Tensor:
@@ -228,13 +297,16 @@ class TriXFFN(Packable):
         shape = x.shape
         x2 = x.reshape(-1, self.d_model)
         tok = None if token_ids is None else token_ids.reshape(-1)
-        if (self._packed_np is not None and self._flat_packed_path and self._mode() == "emergent"
-                and use_libtrix(x2)):
+        mode = self._mode()
+        if (self._packed_np is not None and self._flat_packed_path and mode in ("emergent", "random_signatures")
+                and self.routing in (mode, "dense") and self._packed_np[2] is not None
+                and self.inference_scale == 1.0 and use_libtrix(x2)):
             return self._forward_packed(x2, tok, shape)
         self._call_cache = {}
         try:
             hin = self._pre(x2)
-            tile, gates, scores, cluster, probs, xn = self._route(hin, tok)
+            tile, scores, cluster, probs, xn, scored = self._route(hin, tok)
+            gates = self._gates(tile, probs)
             if self._packed is not None:
                 packed = self._packed[:2]
             elif use_libtrix(hin, self.up):  # quantize once: the same codes route, pack and sign
@@ -250,7 +322,7 @@ class TriXFFN(Packable):
         if self.training:
             self._update_selection_state(counts)
         self._telemetry.record(counts, hin, tok)
-        return y.reshape(shape), RoutingInfo(tile, cluster, scores, counts), aux
+        return y.reshape(shape), RoutingInfo(tile, cluster, scores, counts, scored), aux
 
     @torch.no_grad()
     def _forward_packed(self, x2: torch.Tensor, tok: Optional[torch.Tensor], shape):
@@ -267,17 +339,16 @@ class TriXFFN(Packable):
         self._telemetry.record(counts, x2, tok)
         zero = x2.new_zeros(())
         aux = {"balance": zero, "diversity": zero}
-        return (torch.from_numpy(y).reshape(shape), RoutingInfo(tile, None, torch.from_numpy(scores), counts),
-                aux)
+        return (torch.from_numpy(y).reshape(shape),
+                RoutingInfo(tile, None, torch.from_numpy(scores), counts, float(self.tiles)), aux)
 
     def _aux(self, hin, xn, tile, probs, cluster) -> Dict[str, torch.Tensor]:
         zero = hin.new_zeros(())
         aux = {"balance": zero, "diversity": zero}
         if self._packed is not None or self.tiles < 2:
             return aux
-        if self.balance_coef > 0 and self.routing in ("emergent", "learned") and self._mode() != "dense":
-            p = probs if probs is not None else self._probs(xn)
-            aux["balance"] = self.balance_coef * switch_balance_loss(p, tile, self.tiles)
+        if self.balance_coef > 0 and probs is not None and self._mode() in SCORE_ROUTERS:
+            aux["balance"] = self.balance_coef * switch_balance_loss(probs, tile, self.tiles)
         if self.diversity_coef > 0 and self.routing == "emergent":
             aux["diversity"] = self.diversity_coef * signature_similarity(self.signatures_ste())
         self._extra_aux(aux, xn, tile, cluster)

@@ -3,8 +3,10 @@
 Clusters come from balanced k-means over the tiles' ternary signatures with a fixed seed
 (trix.memory.balanced_kmeans, in libtrix). A cluster's signature is the sign of the sum of its
 member tiles' signatures, recomputed from the weights at every call; the membership is rebuilt every
-`rebuild_every` training calls and saved in the state_dict (buffer `cluster_of`). The module owns
-its residual: y = x + scale * tiles(LayerNorm(x)) (learnable per-channel scale).
+`rebuild_every` training calls and saved in the state_dict (buffer `cluster_of`). With wrapper=True
+(the default) the module owns its residual: y = x + scale * tiles(LayerNorm(x)) (learnable
+per-channel scale); with wrapper=False it is a plain FFN like the flat ones (the block adds its norm
+and residual), which is what a comparison against flat routing needs.
 """
 from __future__ import annotations
 
@@ -36,14 +38,16 @@ class HierarchicalTriXFFN(TriXFFN):
     cluster signature, then the top_k best tiles among their members (gate 1 each, as flat top-k;
     a slot stays -1 when the searched clusters hold fewer than top_k tiles).
     rebuild_every: training calls between hierarchy rebuilds (0: never after init). Other arguments as
-    TriXFFN; train_mode is "sparse". aux adds "cluster_balance" (balance at the cluster level)."""
+    TriXFFN; train_mode is "sparse". aux adds "cluster_balance" (balance at the cluster level, weight
+    cluster_balance_coef; None: balance_coef)."""
 
     residual = True  # y = x + scale * tiles(norm(x)): the block must not add it again
     _flat_packed_path = False
 
     def __init__(self, d_model: int, tiles: int = 16, expansion: int = 4, clusters: int = 0, top_p: int = 1,
                  rebuild_every: int = 100, balance_coef: float = 0.01, diversity_coef: float = 0.01,
-                 kmeans_seed: int = 0, residual: bool = True, **kw) -> None:
+                 kmeans_seed: int = 0, residual: bool = True, wrapper: bool = True,
+                 cluster_balance_coef: Optional[float] = None, **kw) -> None:
         if kw.get("train_mode", "sparse") != "sparse":
             raise ValueError(f"HierarchicalTriXFFN: argument 'train_mode' must be 'sparse', got {kw['train_mode']!r}")
         super().__init__(d_model, tiles, expansion, balance_coef=balance_coef, diversity_coef=diversity_coef, **kw)
@@ -53,10 +57,12 @@ class HierarchicalTriXFFN(TriXFFN):
         if not 1 <= top_p <= c:
             raise ValueError(f"HierarchicalTriXFFN: argument 'top_p' must be in [1, clusters={c}], got {top_p}")
         self.clusters, self.top_p, self.rebuild_every, self.kmeans_seed = c, top_p, rebuild_every, kmeans_seed
-        self.residual = residual
+        self.wrapper = wrapper
+        self.residual = residual and wrapper
+        self.cluster_balance_coef = self.balance_coef if cluster_balance_coef is None else cluster_balance_coef
         self._memory = None  # a libtrix SignatureMemory over the packed signatures (pack() builds it)
-        self.norm = nn.LayerNorm(d_model)
-        self.out_scale = nn.Parameter(torch.ones(d_model))
+        self.norm = nn.LayerNorm(d_model) if wrapper else None
+        self.out_scale = nn.Parameter(torch.ones(d_model)) if wrapper else None
         self.register_buffer("cluster_of", torch.zeros(tiles, dtype=torch.long))
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
         self.rebuild()
@@ -90,7 +96,13 @@ class HierarchicalTriXFFN(TriXFFN):
         xn = normalize_rows(x)
         res = self._memory.search(xn.detach().contiguous().numpy(), k=self.top_k, probes=self.top_p)
         tile = torch.from_numpy(res.ids).long()
-        return tile, None, None, self._best_cluster(xn, tile), None, xn
+        return tile, None, self._best_cluster(xn, tile), None, xn, self._scored_per_input()
+
+    def _scored_per_input(self) -> float:
+        """Cluster signatures plus the member tiles of top_p clusters (the largest ones: an upper bound
+        for unbalanced clusters; balanced k-means keeps them within one of T/C)."""
+        sizes = torch.bincount(self.cluster_of, minlength=self.clusters).sort(descending=True).values
+        return float(self.clusters + int(sizes[: self.top_p].sum()))
 
     def _best_cluster(self, xn: torch.Tensor, tile: torch.Tensor) -> torch.Tensor:
         """RoutingInfo.cluster as the unpacked path reports it: the best-scoring cluster. With one probe
@@ -104,15 +116,15 @@ class HierarchicalTriXFFN(TriXFFN):
         """Packed emergent inference: the unpacked eval path's operations (LayerNorm, libtrix tree
         lookup, libtrix tiled FFN, scaled residual) without autograd bookkeeping."""
         pup, pdown = self._packed_np[0], self._packed_np[1]
-        hin = self.norm(x2).contiguous()
-        tile, _, _, cluster, _, _ = self._route_packed(hin)
+        hin = self._pre(x2).contiguous()
+        tile, _, cluster, _, _, scored = self._route_packed(hin)
         y = ops.tiled_ffn(hin.numpy(), pup, pdown, self.tiles, tile.to(torch.int32).numpy(), None, self.activation)
         y = self._post(x2, torch.from_numpy(y))
         counts = torch.bincount(tile[tile >= 0], minlength=self.tiles)
         self._telemetry.record(counts, hin, tok)
         zero = x2.new_zeros(())
         aux = {"balance": zero, "diversity": zero, "cluster_balance": zero}
-        return y.reshape(shape), RoutingInfo(tile, cluster, None, counts), aux
+        return y.reshape(shape), RoutingInfo(tile, cluster, None, counts, scored), aux
 
     @torch.no_grad()
     def rebuild(self) -> None:
@@ -128,10 +140,11 @@ class HierarchicalTriXFFN(TriXFFN):
         return torch.sign(one_hot.t() @ sig)
 
     def _pre(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x)
+        return self.norm(x) if self.norm is not None else x
 
     def _post(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        y = y * self.out_scale
+        if self.out_scale is not None:
+            y = y * self.out_scale
         return x + y if self.residual else y
 
     def _route(self, x: torch.Tensor, token_ids: Optional[torch.Tensor]):
@@ -139,8 +152,7 @@ class HierarchicalTriXFFN(TriXFFN):
         if mode == "emergent" and self._memory is not None and self.bias_rate == 0 and x.dtype == torch.float32:
             return self._route_packed(x)
         if mode != "emergent":
-            tile, gates, scores, _, probs, xn = super()._route(x, token_ids)
-            return tile, gates, scores, None, probs, xn
+            return super()._route(x, token_ids)
         xn = normalize_rows(x)
         sig = self._packed[2].float() if self._packed is not None else self.routing_signatures()
         csig = self.cluster_signatures(sig)
@@ -153,18 +165,20 @@ class HierarchicalTriXFFN(TriXFFN):
         tile = select_top(sel, self.top_k)
         if self.top_k > 1:  # fewer member tiles than top_k in the searched clusters: unused slots (-1)
             tile = tile.masked_fill(torch.isinf(masked.gather(1, tile)), -1)
-        return tile, None, scores, best_c[:, 0], None, xn
+        probs = self._probs(xn, "emergent") if self.training or self.gate_rule == "prob" else None
+        scored = self.clusters + float(allowed.sum(1, dtype=torch.float32).mean())
+        return tile, scores, best_c[:, 0], probs, xn, scored
 
     def _extra_aux(self, aux: Dict[str, torch.Tensor], xn: torch.Tensor, tile: torch.Tensor,
                    cluster: Optional[torch.Tensor]) -> None:
         aux["cluster_balance"] = xn.new_zeros(())
-        if self.balance_coef > 0 and cluster is not None and self.clusters > 1:
+        if self.cluster_balance_coef > 0 and cluster is not None and self.clusters > 1:
             q = ternary_ste_codes(self.up, self.quant, self._up_codes()).view(self.tiles, self.hidden, self.d_model).sum(1)
             member = F.one_hot(self.cluster_of, self.clusters).to(q.dtype)
             soft = (member.t() @ q) / math.sqrt(self.hidden)  # STE cluster signatures: value irrelevant, gradient real
             csig = soft + (self.cluster_signatures() - soft).detach()
             p = F.softmax(xn.detach() @ csig.t() / self.temperature, dim=-1)
-            aux["cluster_balance"] = self.balance_coef * switch_balance_loss(p, cluster[:, None], self.clusters)
+            aux["cluster_balance"] = self.cluster_balance_coef * switch_balance_loss(p, cluster[:, None], self.clusters)
 
     def _aux(self, hin, xn, tile, probs, cluster):
         aux = super()._aux(hin, xn, tile, probs, cluster)

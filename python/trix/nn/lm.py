@@ -1,6 +1,8 @@
 """TriXBlock and TriXLM: a character-level language model with TriX FFNs (docs/design/lm_contract.md)."""
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -11,7 +13,7 @@ import torch.nn.functional as F
 from .ffn import TriXFFN, SparseTriXFFN, _choice
 from .hierarchical import HierarchicalTriXFFN
 from .linear import TriXLinear
-from .routing import INFERENCE_OVERRIDES, ROUTING_METHODS, RoutingInfo
+from .routing import GATE_RULES, INFERENCE_OVERRIDES, ROUTING_METHODS, RoutingInfo
 
 FFN_KINDS = ("float", "tiled", "sparse", "hierarchical")
 Cache = Tuple[torch.Tensor, torch.Tensor]
@@ -42,11 +44,15 @@ class TriXLMConfig:
     ema_decay: float = 0.0
     bias_rate: float = 0.0
     rebuild_every: int = 100
+    gate: str = "unit"
+    hier_wrapper: bool = True
+    cluster_balance_coef: Optional[float] = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         _choice("TriXLMConfig", "ffn", self.ffn, FFN_KINDS)
         _choice("TriXLMConfig", "routing", self.routing, ROUTING_METHODS)
+        _choice("TriXLMConfig", "gate", self.gate, GATE_RULES)
         if self.d_model % self.n_head:
             raise ValueError(f"TriXLMConfig: argument 'n_head' must divide d_model={self.d_model}, got {self.n_head}")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model", "tiles", "expansion"):
@@ -91,13 +97,14 @@ def make_ffn(cfg: TriXLMConfig, layer: int) -> nn.Module:
         return nn.Sequential(nn.Linear(d, cfg.expansion * d), nn.GELU(), nn.Linear(cfg.expansion * d, d))
     common = dict(activation=cfg.activation, routing=cfg.routing, vocab_size=cfg.vocab_size,
                   balance_coef=cfg.balance_coef, diversity_coef=cfg.diversity_coef, ema_decay=cfg.ema_decay,
-                  bias_rate=cfg.bias_rate, seed=seed)
+                  bias_rate=cfg.bias_rate, seed=seed, gate=cfg.gate)
     if cfg.ffn == "tiled":
         return TriXFFN(d, cfg.tiles, cfg.expansion, train_mode=cfg.train_mode, top_k=cfg.top_k, **common)
     if cfg.ffn == "sparse":
         return SparseTriXFFN(d, cfg.tiles, cfg.expansion, top_k=cfg.top_k, **common)
     return HierarchicalTriXFFN(d, cfg.tiles, cfg.expansion, clusters=cfg.clusters, top_p=cfg.top_p, top_k=cfg.top_k,
-                               rebuild_every=cfg.rebuild_every, kmeans_seed=seed, **common)
+                               rebuild_every=cfg.rebuild_every, kmeans_seed=seed, wrapper=cfg.hier_wrapper,
+                               cluster_balance_coef=cfg.cluster_balance_coef, **common)
 
 
 class TriXBlock(nn.Module):
@@ -134,19 +141,14 @@ class TriXLM(nn.Module):
     def __init__(self, cfg: TriXLMConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
-            torch.manual_seed(cfg.seed)
+        with torch.random.fork_rng(devices=[]):  # default initialisers must not move the caller's RNG
             self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
             self.pos_emb = nn.Embedding(cfg.block_size, cfg.d_model)
             self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
             self.blocks = nn.ModuleList([TriXBlock(cfg, i) for i in range(cfg.n_layer)])
             self.ln_f = nn.LayerNorm(cfg.d_model)
             self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-            for m in self.modules():  # nanoGPT's initialisation for the float parts
-                if isinstance(m, (nn.Linear, nn.Embedding)):
-                    nn.init.normal_(m.weight, std=0.02)
-                    if isinstance(m, nn.Linear) and m.bias is not None:
-                        nn.init.zeros_(m.bias)
+        seeded_init_(self, cfg.seed, cfg.n_layer)
 
     def _tiled(self) -> List[TriXFFN]:
         return [b.ffn for b in self.blocks if isinstance(b.ffn, TriXFFN)]
@@ -204,11 +206,13 @@ class TriXLM(nn.Module):
         return {"total": total, "non_embedding": total - emb,
                 "routing": sum(f.routing_parameters() for f in self._tiled())}
 
-    def set_inference_routing(self, mode: Optional[str]) -> None:
-        """Eval-time routing override for every tiled FFN (Option A): "emergent" | "random" | "first" | None."""
+    def set_inference_routing(self, mode: Optional[str], rescale: bool = False) -> None:
+        """Eval-time routing override for every tiled FFN (Option A): "emergent" | "random" | "first" | None.
+        rescale: multiply the chosen tile's output by tiles / top_k (the magnitude all tiles had)."""
         _choice("TriXLM.set_inference_routing", "mode", mode, INFERENCE_OVERRIDES)
         for f in self._tiled():
             f.inference_routing = mode
+            f.inference_scale = f.tiles / f.top_k if rescale and mode is not None else 1.0
 
     def pack(self) -> "TriXLM":
         """Packed inference through libtrix for every ternary layer (eval mode only)."""
@@ -228,3 +232,36 @@ class TriXLM(nn.Module):
     def telemetry(self) -> List[Dict[str, object]]:
         """One dict per block (empty for a float FFN): usage, entropy, dead_tiles, signature_diversity, churn."""
         return [b.ffn.telemetry() if isinstance(b.ffn, TriXFFN) else {} for b in self.blocks]
+
+
+def _param_seed(seed: int, name: str) -> int:
+    """A 63-bit seed for one named parameter: stable across runs, processes and model variants."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:8], "little") >> 1
+
+
+def seeded_init_(model: nn.Module, seed: int, n_layer: int) -> None:
+    """Initialise every parameter from its own generator, seeded by (seed, parameter name).
+
+    Two models with the same seed therefore share every parameter they both have (same name and shape)
+    whatever else differs (a learned gate, another FFN kind), and a different seed changes them all.
+    Float parts follow nanoGPT (normal 0.02, residual projections 0.02 / sqrt(2 n_layer), zero biases,
+    LayerNorm 1 / 0); tile weights are normal with the module's init_std.
+    """
+    for mname, m in model.named_modules():
+        for pname, p in m.named_parameters(recurse=False):
+            full = f"{mname}.{pname}" if mname else pname
+            g = torch.Generator().manual_seed(_param_seed(seed, full))
+            with torch.no_grad():
+                if isinstance(m, nn.LayerNorm) or pname == "out_scale":
+                    p.fill_(1.0 if pname in ("weight", "out_scale") else 0.0)
+                elif pname == "bias":
+                    p.zero_()
+                elif isinstance(m, TriXFFN):
+                    p.copy_(torch.randn(p.shape, generator=g) * m.init_std)
+                else:  # nn.Linear, nn.Embedding, TriXLinear weights
+                    residual_proj = full.endswith("attn.proj.weight") or full.endswith("ffn.2.weight")
+                    std = 0.02 / math.sqrt(2 * n_layer) if residual_proj else 0.02
+                    p.copy_(torch.randn(p.shape, generator=g) * std)
+    for m in model.modules():
+        if isinstance(m, HierarchicalTriXFFN):
+            m.rebuild()  # the clusters follow the new tile weights

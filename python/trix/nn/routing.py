@@ -7,8 +7,14 @@ from typing import Dict, Optional
 
 import torch
 
-ROUTING_METHODS = ("emergent", "learned", "random", "hash", "dense")
+from ..routing_methods import GATE_RULES, ROUTING_METHODS, SCORE_ROUTERS, SIGNATURE_ROUTERS  # noqa: F401
+
 INFERENCE_OVERRIDES = (None, "emergent", "random", "first")
+
+
+def unit_gate(p_sel: torch.Tensor) -> torch.Tensor:
+    """Value exactly 1, gradient of p_sel: the same forward function for every routing method."""
+    return 1.0 + (p_sel - p_sel.detach())
 
 
 @dataclass
@@ -18,13 +24,15 @@ class RoutingInfo:
     tile:    LongTensor [N, k], the tile of each slot (-1: unused);
     cluster: LongTensor [N] (hierarchical: the best cluster searched) or None;
     scores:  Tensor [N, T], the routing scores (None for hash / random / dense routing);
-    counts:  LongTensor [T], inputs per tile in this call.
+    counts:  LongTensor [T], inputs per tile in this call;
+    scored:  tiles (and cluster signatures) scored per input to make the choice, mean over inputs.
     """
 
     tile: torch.Tensor
     cluster: Optional[torch.Tensor]
     scores: Optional[torch.Tensor]
     counts: torch.Tensor
+    scored: float = 0.0
 
 
 def switch_balance_loss(probs: torch.Tensor, tile: torch.Tensor, tiles: int) -> torch.Tensor:

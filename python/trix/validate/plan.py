@@ -1,12 +1,14 @@
-"""The study: budgets, the models it trains and the stages that use them.
+"""The study: budgets, the arms it compares and the stages that use them.
 
-Every model is the same transformer (same width, depth, context, seed, data order, iterations and
-optimizer); a model spec lists only what differs from the budget's base config. Models are trained once
-and shared by the stages that need them (the sparse emergent model is in routing, scale and noise).
+Every arm is the same transformer (width, depth, context, optimizer, iterations, data); an arm lists
+only what differs from the budget's base config. Each arm is trained once per seed; a seed sets every
+random choice of a model (initialisation, hash tables, k-means, random routing draws, data order),
+and two arms with the same seed share every initial weight they both have (trix.nn.lm.seeded_init_).
+The routing arms differ only in the routing decision: same gate rule ("unit": value 1 for every
+method), the same balance loss for every method that has router probabilities, no diversity loss.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -15,25 +17,29 @@ from typing import Any, Dict, List, Optional
 class Budget:
     name: str
     model: Dict[str, Any]          # base TriXLMConfig fields
-    train: Dict[str, Any]          # TrainConfig fields except model
+    train: Dict[str, Any]          # TrainConfig fields except model and seed
     probe_tokens: int              # tokens of the fixed validation probe for routing statistics
-    analysis_batches: int          # validation batches for class x tile statistics and Option A
+    analysis_batches: int          # validation batches for class x tile statistics
     sample_tokens: int
+    seeds: int = 3                 # default number of seeds per arm
 
 
-BASE_MODEL = dict(block_size=64, n_layer=4, n_head=4, d_model=128, dropout=0.0, expansion=4, tiles=4, top_k=1)
+# Fair-arm settings shared by every model: one gate rule, the Switch balance loss (it applies to every
+# router with probabilities; hash and random are balanced by construction), no signature diversity loss.
+FAIR = dict(gate="unit", balance_coef=0.01, diversity_coef=0.0, cluster_balance_coef=0.0, hier_wrapper=False)
+BASE_MODEL = dict(block_size=64, n_layer=4, n_head=4, d_model=128, dropout=0.0, expansion=4, tiles=4, top_k=1,
+                  **FAIR)
 
 BUDGETS: Dict[str, Budget] = {
     # pipeline proof for CI: tiny models, a few minutes on 2 cores; the numbers are not evidence
     "quick": Budget("quick", dict(BASE_MODEL, block_size=32, n_layer=2, n_head=2, d_model=32),
-                    dict(iters=100, batch_size=8, eval_interval=25, eval_batches=4, final_eval_batches=8,
-                         eval_batch_size=16, warmup=10), probe_tokens=256, analysis_batches=4, sample_tokens=100),
-    # nanoGPT's CPU configuration (4 layers, 4 heads, width 128, context 64, batch 12, lr 1e-3 -> 1e-4);
-    # 1000 iterations (nanoGPT: 2000) so that the 14 models fit well under an hour on one idle core:
-    # measured steps there are ~75 ms (float, sparse top-1), ~125 ms (hierarchical), ~175 ms (ternary dense)
+                    dict(iters=60, batch_size=8, eval_interval=30, eval_batches=2, final_eval_batches=4,
+                         eval_batch_size=16, warmup=10), probe_tokens=128, analysis_batches=2, sample_tokens=100),
+    # nanoGPT's CPU configuration (4 layers, 4 heads, width 128, context 64, batch 12, 2000 iterations,
+    # lr 1e-3 -> 1e-4 cosine, warm-up 100, no dropout), every model its full 2000 iterations
     "default": Budget("default", dict(BASE_MODEL),
-                      dict(iters=1000, batch_size=12, eval_interval=50, eval_batches=10, final_eval_batches=50,
-                           eval_batch_size=32, warmup=50), probe_tokens=1024, analysis_batches=20,
+                      dict(iters=2000, batch_size=12, eval_interval=100, eval_batches=8, final_eval_batches=50,
+                           eval_batch_size=32, warmup=100), probe_tokens=1024, analysis_batches=20,
                       sample_tokens=400),
     # the prototype's scale (d 128, 4 layers, 4 heads, context 256), for a GPU
     "full": Budget("full", dict(BASE_MODEL, block_size=256),
@@ -43,72 +49,82 @@ BUDGETS: Dict[str, Budget] = {
 
 
 @dataclass
-class ModelSpec:
+class Arm:
     name: str
     overrides: Dict[str, Any]
-    seed_offset: int = 0
-    label: str = ""
+    label: str
+    cost: float = 1.0  # relative training time (longest first keeps both workers busy)
 
 
-def _hier(tiles: int, top_k: int) -> Dict[str, Any]:
-    clusters = round(math.sqrt(tiles))
-    per_cluster = tiles // clusters
-    # search enough clusters to hold top_k tiles: equal active compute needs top_k = tiles / 4
-    return dict(ffn="hierarchical", routing="emergent", tiles=tiles, top_k=top_k, clusters=clusters,
-                top_p=max(1, math.ceil(top_k / per_cluster)))
+def _sparse(routing: str, **kw: Any) -> Dict[str, Any]:
+    return dict(ffn="sparse", routing=routing, **kw)
 
 
-MODELS: List[ModelSpec] = [
-    ModelSpec("float", dict(ffn="float", routing="dense"), label="float FFN (dense)"),
-    ModelSpec("ternary_dense", dict(ffn="sparse", routing="dense"), label="ternary FFN, all 4 tiles"),
-    ModelSpec("emergent", dict(ffn="sparse", routing="emergent"), label="sparse 4 tiles, emergent"),
-    ModelSpec("learned", dict(ffn="sparse", routing="learned"), label="sparse 4 tiles, learned gate"),
-    ModelSpec("random", dict(ffn="sparse", routing="random"), label="sparse 4 tiles, random"),
-    ModelSpec("hash", dict(ffn="sparse", routing="hash"), label="sparse 4 tiles, token hash"),
-    ModelSpec("option_a", dict(ffn="tiled", routing="emergent", train_mode="dense"),
-              label="tiled, trained dense (Option A)"),
-    ModelSpec("hier16_k1", _hier(16, 1), label="hierarchical 16 tiles, top-1 (equal params)"),
-    ModelSpec("hier16_k4", _hier(16, 4), label="hierarchical 16 tiles, top-4 (equal params + active compute)"),
-    ModelSpec("hier64_k16", _hier(64, 16), label="hierarchical 64 tiles, top-16 (equal params + active compute)"),
-] + [ModelSpec(f"{n}_seed2", {}, seed_offset=1, label=f"{n}, second seed")
-     for n in ("emergent", "learned", "random", "hash")]  # the models the verdict compares
+ARMS: List[Arm] = [
+    Arm("float", dict(ffn="float", routing="dense"), "float FFN (dense)", 1.0),
+    Arm("ternary_dense", _sparse("dense"), "ternary FFN, all 4 tiles (also Option A)", 2.3),
+    Arm("emergent", _sparse("emergent"), "4 tiles top-1, signature sign(sum of up rows)", 1.0),
+    Arm("learned", _sparse("learned"), "4 tiles top-1, learned linear gate", 1.0),
+    Arm("random", _sparse("random"), "4 tiles top-1, random per call", 0.9),
+    Arm("hash", _sparse("hash"), "4 tiles top-1, token-id hash (Hash Layers)", 0.9),
+    Arm("random_signatures", _sparse("random_signatures"), "4 tiles top-1, fixed random ternary signatures", 1.0),
+    Arm("mean_signature", _sparse("mean_signature"), "4 tiles top-1, mean of up rows (not sign-quantised)", 1.0),
+    Arm("autonomy", _sparse("autonomy"), "4 tiles top-1, norm of each tile's own hidden (Autonomy-of-Experts)", 1.6),
+    Arm("flat16", _sparse("emergent", tiles=16), "16 tiles top-1, flat emergent (scores 16)", 1.1),
+    Arm("hier16", dict(ffn="hierarchical", routing="emergent", tiles=16, clusters=4, top_p=1),
+        "16 tiles top-1, hierarchical emergent (4 clusters, scores 4 + 4)", 1.4),
+]
+ARM_BY_NAME = {a.name: a for a in ARMS}
 
-for _m in MODELS:  # a second-seed model has its first-seed twin's overrides
-    if _m.name.endswith("_seed2"):
-        _twin = next(t for t in MODELS if t.name == _m.name[:-6])
-        _m.overrides = dict(_twin.overrides)
+ROUTERS_READ_FROM_WEIGHTS = ("emergent", "mean_signature", "autonomy")
 
 
 @dataclass
 class Stage:
     name: str
     title: str
-    models: List[str]
+    arms: List[str]
     analyses: List[str] = field(default_factory=list)
 
 
 STAGES: List[Stage] = [
     Stage("dense_baselines", "Dense baselines", ["float", "ternary_dense"]),
-    Stage("routing", "Routing methods, sparse-trained (Option B)",
-          ["emergent", "learned", "random", "hash", "ternary_dense"]),
-    Stage("option_a", "Option A: train dense, infer one tile", ["option_a"], ["option_a_eval"]),
-    Stage("scale", "Scale: hierarchical vs sparse 4 tiles vs dense",
-          ["emergent", "hier16_k1", "hier16_k4", "hier64_k16", "ternary_dense", "float"]),
+    Stage("routing", "Routing methods, sparse-trained (Option B), 4 tiles top-1",
+          ["emergent", "learned", "random", "hash", "random_signatures", "mean_signature", "autonomy",
+           "ternary_dense"]),
+    Stage("option_a", "Option A: train dense, infer one tile", ["ternary_dense"], ["option_a_eval"]),
+    Stage("hierarchy", "Hierarchy at equal parameters: 16 tiles hierarchical vs flat vs 4 tiles vs dense",
+          ["hier16", "flat16", "emergent", "ternary_dense"]),
     Stage("specialisation", "Specialisation: character class x tile",
-          ["emergent", "learned", "random", "hash", "hier16_k1"], ["specialisation"]),
-    Stage("noise", "Noise: second seed of the key models",
-          ["emergent", "learned", "random", "hash"] + [f"{n}_seed2" for n in ("emergent", "learned", "random", "hash")]),
+          ["emergent", "learned", "random", "hash", "random_signatures", "mean_signature", "autonomy", "hier16"],
+          ["specialisation"]),
 ]
 
-MODEL_BY_NAME = {m.name: m for m in MODELS}
+
+def model_name(arm: str, replicate: int) -> str:
+    """The model of one arm at one seed (replicate 0, 1, ...)."""
+    return f"{arm}_s{replicate}"
 
 
-def model_names(stages: List[Stage]) -> List[str]:
-    """Distinct models the stages need, in first-use order."""
+def split_model_name(name: str) -> tuple:
+    arm, _, rep = name.rpartition("_s")
+    return arm, int(rep)
+
+
+def stage_models(stage: Stage, seeds: int) -> List[str]:
+    return [model_name(a, r) for r in range(seeds) for a in stage.arms]
+
+
+def arm_names(stages: List[Stage]) -> List[str]:
+    """Distinct arms the stages need, in first-use order."""
     out: List[str] = []
     for s in stages:
-        out += [m for m in s.models if m not in out]
+        out += [a for a in s.arms if a not in out]
     return out
+
+
+def model_names(stages: List[Stage], seeds: int) -> List[str]:
+    return [model_name(a, r) for r in range(seeds) for a in arm_names(stages)]
 
 
 def select_stages(names: Optional[List[str]]) -> List[Stage]:

@@ -1,6 +1,7 @@
 """Run the study stage by stage. Every model and every stage leaves a result file written atomically;
 on a re-run with the same --out a finished model or stage is loaded, not recomputed, and a model
-interrupted mid-training resumes from its last checkpoint."""
+interrupted mid-training resumes from its last checkpoint. Models train in parallel worker processes
+(--jobs, one torch and libtrix thread each by default), longest first."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..train import TrainConfig, atomic_write_text, evaluate, load_checkpoint, sample, train
-from .plan import MODEL_BY_NAME, Budget, Stage, model_names
+from .plan import ARM_BY_NAME, Budget, Stage, arm_names, model_name, model_names, split_model_name, stage_models
 
 
 @dataclass
@@ -18,19 +19,28 @@ class StudyConfig:
     budget: Budget
     stages: List[str]
     seed: int = 1337
+    seeds: int = 3
     device: str = "cpu"
     data: Optional[str] = None
     iters: Optional[int] = None              # override of the budget's iterations (smoke tests)
     model_factory: Optional[str] = None      # override of the model factory (tests, other models)
+    jobs: int = 1                            # models trained at once (worker processes)
+    threads: Optional[int] = None            # torch / libtrix threads per model (default 1 when jobs > 1)
     extra: Dict[str, Any] = field(default_factory=dict)
 
+    def replicate_seed(self, replicate: int) -> int:
+        """The seed of replicate r: every random choice of the model and its training."""
+        return self.seed + replicate
+
     def train_config(self, name: str) -> TrainConfig:
-        spec = MODEL_BY_NAME[name]
+        arm, rep = split_model_name(name)
+        spec = ARM_BY_NAME[arm]
         tc = dict(self.budget.train)
         if self.iters is not None:
             tc["iters"] = self.iters
             tc["eval_interval"] = max(1, min(tc["eval_interval"], self.iters))
-        cfg = TrainConfig(model=dict(self.budget.model, **spec.overrides), seed=self.seed + 1000 * spec.seed_offset,
+        seed = self.replicate_seed(rep)
+        cfg = TrainConfig(model=dict(self.budget.model, **spec.overrides, seed=seed), seed=seed,
                           device=self.device, **tc)
         if self.model_factory:
             cfg.model_factory = self.model_factory
@@ -39,6 +49,45 @@ class StudyConfig:
 
 def _read_json(p: Path) -> Optional[Dict[str, Any]]:
     return json.loads(p.read_text()) if p.exists() else None
+
+
+def _set_threads(threads: Optional[int]) -> None:
+    if threads:
+        import torch
+
+        import trix
+
+        torch.set_num_threads(threads)
+        trix.set_num_threads(threads)
+
+
+def train_one(cfg: StudyConfig, out: Path, name: str, dataset=None, progress: bool = True,
+              position: int = 0) -> Dict[str, Any]:
+    """Train (or resume) one model of the study and write its result.json; returns the result dict."""
+    from ..data import eval_offsets, gather_windows, load_dataset
+    from .analysis import make_probe
+
+    dataset = dataset if dataset is not None else load_dataset(cfg.data)
+    tc = cfg.train_config(name)
+    block = tc.model["block_size"]
+    n_seq = max(1, cfg.budget.probe_tokens // block)
+    offs = eval_offsets(len(dataset.val), block, n_seq, 1, seed=99)[0]
+    x, _ = gather_windows(dataset.val, offs, block)
+    t0 = time.time()
+    res = train(tc, dataset, out / "models" / name, probe=make_probe(x.to(tc.device)), progress=progress,
+                desc=f"{name:>20}", position=position)
+    arm, rep = split_model_name(name)
+    d = asdict(res)
+    d.update(name=name, arm=arm, replicate=rep, seed=tc.seed, label=ARM_BY_NAME[arm].label,
+             overrides=ARM_BY_NAME[arm].overrides, wall_seconds=time.time() - t0)
+    atomic_write_text(out / "models" / name / "result.json", json.dumps(d))
+    return d
+
+
+def _worker(cfg: StudyConfig, out: str, name: str, progress: bool, slot: int) -> Dict[str, Any]:
+    """Entry point of a worker process (spawned: a fresh interpreter, its own threads)."""
+    _set_threads(cfg.threads or 1)
+    return train_one(cfg, Path(out), name, progress=progress, position=slot)
 
 
 class Study:
@@ -55,8 +104,9 @@ class Study:
         self.source_at_start = _git_state()  # the code this process trains with (the report adds its own)
 
     def _manifest(self) -> Dict[str, Any]:
-        return {"budget": asdict(self.cfg.budget), "seed": self.cfg.seed, "device": self.cfg.device,
-                "iters": self.cfg.iters, "model_factory": self.cfg.model_factory, "data": self.dataset.describe()}
+        return {"budget": asdict(self.cfg.budget), "seed": self.cfg.seed, "seeds": self.cfg.seeds,
+                "device": self.cfg.device, "iters": self.cfg.iters, "model_factory": self.cfg.model_factory,
+                "data": self.dataset.describe()}
 
     def _check_or_write_manifest(self) -> None:
         p = self.out / "study.json"
@@ -72,60 +122,94 @@ class Study:
     def model_dir(self, name: str) -> Path:
         return self.out / "models" / name
 
-    def train_model(self, name: str) -> Dict[str, Any]:
-        """Train (or load, or resume) one model; returns its result dict."""
-        import torch
-
-        from ..data import eval_offsets, gather_windows
-        from .analysis import make_probe
-
+    def _finished(self, name: str) -> Optional[Dict[str, Any]]:
         if name in self.models:
             return self.models[name]
-        res_path = self.model_dir(name) / "result.json"
-        done = _read_json(res_path)
+        done = _read_json(self.model_dir(name) / "result.json")
         if done is not None:
             self.models[name] = done
+        return done
+
+    def _report_model(self, d: Dict[str, Any]) -> None:
+        self.models[d["name"]] = d
+        print(f"  {d['name']:<22} val loss {d['final_val_loss']:.4f}  params {d['param_counts']['total']:,}  "
+              f"{d['step_ms']:.0f} ms/step  {d['seconds']:.0f} s", flush=True)
+
+    def train_model(self, name: str) -> Dict[str, Any]:
+        """Train (or load, or resume) one model in this process; returns its result dict."""
+        done = self._finished(name)
+        if done is not None:
             return done
-        cfg = self.cfg.train_config(name)
-        block = cfg.model["block_size"]
-        n_seq = max(1, self.cfg.budget.probe_tokens // block)
-        offs = eval_offsets(len(self.dataset.val), block, n_seq, 1, seed=99)[0]
-        x, _ = gather_windows(self.dataset.val, offs, block)
-        t0 = time.time()
-        res = train(cfg, self.dataset, self.model_dir(name), probe=make_probe(x.to(cfg.device)),
-                    progress=self.progress, desc=f"{name:>12}")
-        d = asdict(res)
-        d.update(name=name, label=MODEL_BY_NAME[name].label, overrides=MODEL_BY_NAME[name].overrides,
-                 wall_seconds=time.time() - t0)
-        atomic_write_text(res_path, json.dumps(d))
-        self.models[name] = d
-        print(f"  {name:<14} val loss {res.final_val_loss:.4f}  params {res.param_counts['total']:,}  "
-              f"{res.step_ms:.0f} ms/step  {res.seconds:.0f} s", flush=True)
+        d = train_one(self.cfg, self.out, name, self.dataset, self.progress)
+        self._report_model(d)
         return d
+
+    def train_models(self, names: List[str]) -> None:
+        """Train every unfinished model of names, cfg.jobs at a time, the most expensive first."""
+        todo = [n for n in names if self._finished(n) is None]
+        if not todo:
+            return
+        todo.sort(key=lambda n: -ARM_BY_NAME[split_model_name(n)[0]].cost)
+        if self.cfg.jobs <= 1:
+            for n in todo:
+                self.train_model(n)
+            return
+        import multiprocessing as mp
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=self.cfg.jobs, mp_context=ctx) as ex:
+            free = list(range(self.cfg.jobs))
+            running: Dict[Any, int] = {}
+            queue = list(todo)
+            try:
+                while queue or running:
+                    while queue and free:
+                        slot = free.pop(0)
+                        fut = ex.submit(_worker, self.cfg, str(self.out), queue.pop(0), self.progress, slot)
+                        running[fut] = slot
+                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        free.append(running.pop(fut))
+                        self._report_model(fut.result())
+            except BaseException:
+                for fut in running:
+                    fut.cancel()
+                raise
 
     def load_model(self, name: str):
         return load_checkpoint(self.model_dir(name) / "ckpt.pt", self.cfg.device)
 
     # -------------------------------------------------------------------------------------- analyses
     def option_a_eval(self) -> Dict[str, Any]:
-        """Val loss of the dense-trained model with all tiles, then with one tile chosen three ways."""
+        """Per seed: val loss of the dense-trained ternary model with all tiles, then with one tile
+        chosen three ways, as the prototype did (raw) and with that tile's output times T (rescaled)."""
         import torch
 
         from ..data import eval_offsets
 
-        model, _, ck = self.load_model("option_a")
-        cfg = ck["train_config"]
-        block = ck["model_config"]["block_size"]
-        offs = eval_offsets(len(self.dataset.val), block, cfg["eval_batch_size"], cfg["final_eval_batches"])
-        out = {}
-        for mode in (None, "emergent", "random", "first"):
-            torch.manual_seed(self.cfg.seed)
-            model.set_inference_routing(mode)
-            out["all tiles" if mode is None else mode] = evaluate(model, self.dataset.val, offs, block, self.cfg.device)
-        model.set_inference_routing(None)
-        return {"val_loss": out}
+        per_seed: Dict[str, Dict[str, float]] = {}
+        for rep in range(self.cfg.seeds):
+            name = model_name("ternary_dense", rep)
+            model, _, ck = self.load_model(name)
+            cfg = ck["train_config"]
+            block = ck["model_config"]["block_size"]
+            offs = eval_offsets(len(self.dataset.val), block, cfg["eval_batch_size"], cfg["final_eval_batches"])
+            out = {}
+            for mode in (None, "emergent", "random", "first"):
+                for rescale in ((False,) if mode is None else (False, True)):
+                    torch.manual_seed(self.cfg.replicate_seed(rep))
+                    model.set_inference_routing(mode, rescale=rescale)
+                    key = "all tiles" if mode is None else f"{mode}{' x T' if rescale else ''}"
+                    out[key] = evaluate(model, self.dataset.val, offs, block, self.cfg.device)
+            model.set_inference_routing(None)
+            per_seed[name] = out
+        keys = list(next(iter(per_seed.values())))
+        mean = {k: sum(v[k] for v in per_seed.values()) / len(per_seed) for k in keys}
+        return {"val_loss": mean, "per_seed": per_seed}
 
-    def specialisation(self, names: List[str]) -> Dict[str, Any]:
+    def specialisation(self, arms: List[str]) -> Dict[str, Any]:
+        import numpy as np
         import torch
 
         from ..data import class_ids, eval_offsets
@@ -133,39 +217,61 @@ class Study:
 
         cls = class_ids(self.dataset.vocab)
         out: Dict[str, Any] = {}
-        for name in names:
-            model, _, ck = self.load_model(name)
-            block = ck["model_config"]["block_size"]
-            offs = eval_offsets(len(self.dataset.val), block, ck["train_config"]["eval_batch_size"],
-                                self.cfg.budget.analysis_batches, seed=4321)
-            torch.manual_seed(self.cfg.seed)
-            tables = class_tile_tables(model, self.dataset.val, offs, block, cls, self.cfg.device)
-            if tables is None:
-                continue
-            s = specialisation_summary(tables)
-            s["churn"] = churn_over_training(self.models[name]["history"])
-            out[name] = s
+        for arm in arms:
+            per_seed = {}
+            for rep in range(self.cfg.seeds):
+                name = model_name(arm, rep)
+                model, _, ck = self.load_model(name)
+                block = ck["model_config"]["block_size"]
+                offs = eval_offsets(len(self.dataset.val), block, ck["train_config"]["eval_batch_size"],
+                                    self.cfg.budget.analysis_batches, seed=4321)
+                torch.manual_seed(self.cfg.replicate_seed(rep))
+                tables = class_tile_tables(model, self.dataset.val, offs, block, cls, self.cfg.device)
+                if tables is None:
+                    continue
+                s = specialisation_summary(tables)
+                s["churn"] = churn_over_training(self.models[name]["history"])
+                per_seed[name] = s
+            if per_seed:
+                mis = [s["mean_mi_bits"] for s in per_seed.values()]
+                out[arm] = {"mean_mi_bits": float(np.mean(mis)),
+                            "sd_mi_bits": float(np.std(mis, ddof=1)) if len(mis) > 1 else None,
+                            "per_seed": per_seed}
         return out
 
     # ---------------------------------------------------------------------------------------- stages
     def run_stage(self, stage: Stage) -> Dict[str, Any]:
         p = self.out / "stages" / f"{stage.name}.json"
         done = _read_json(p)
-        for m in stage.models:
-            self.train_model(m)
+        names = stage_models(stage, self.cfg.seeds)
+        self.train_models(names)
         if done is not None:
             print(f"stage {stage.name}: finished earlier, loaded {p.relative_to(self.out)}", flush=True)
             self.stage_results[stage.name] = done
             return done
-        res: Dict[str, Any] = {"models": stage.models}
+        res: Dict[str, Any] = {"arms": stage.arms, "models": names}
         if "option_a_eval" in stage.analyses:
             res["option_a"] = self.option_a_eval()
         if "specialisation" in stage.analyses:
-            res["specialisation"] = self.specialisation(stage.models)
+            res["specialisation"] = self.specialisation(stage.arms)
         res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         atomic_write_text(p, json.dumps(res))
         self.stage_results[stage.name] = res
         return res
+
+    def run(self, stages: List[Stage]) -> None:
+        """Every stage; all their models first, in one parallel pool (so both workers stay busy)."""
+        self.train_models(model_names(stages, self.cfg.seeds))
+        for st in stages:
+            print(f"stage {st.name}: {st.title}", flush=True)
+            self.run_stage(st)
+
+    def arm_losses(self) -> Dict[str, List[float]]:
+        """Final validation loss of every trained model, grouped by arm (replicate order)."""
+        out: Dict[str, List[float]] = {}
+        for n in sorted(self.models, key=lambda n: split_model_name(n)[1]):
+            out.setdefault(self.models[n]["arm"], []).append(self.models[n]["final_val_loss"])
+        return out
 
     def best_sample(self) -> Dict[str, Any]:
         trained = {n: m["final_val_loss"] for n, m in self.models.items()}
@@ -177,4 +283,7 @@ class Study:
 
 
 def planned_iterations(cfg: StudyConfig, stages: List[Stage]) -> int:
-    return sum(cfg.train_config(n).iters for n in model_names(stages))
+    return sum(cfg.train_config(n).iters for n in model_names(stages, cfg.seeds))
+
+
+__all__ = ["Study", "StudyConfig", "planned_iterations", "arm_names"]
