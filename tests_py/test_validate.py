@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,36 @@ def test_report_flags_models_that_ignore_top_k():
               "ternary_dense_s0": m("sparse", "dense", 1, 4), "float_s0": m("float", "dense", 1, None)}
     assert active_k(models["float_s0"]) == "-" and active_k(models["hier16_s0"]) == "1"
     assert topk_mismatches(models) == ["hier16_s0 (top_k 4, used 1)"]
+
+
+def test_interrupting_the_main_process_stops_the_workers(tmp_path):
+    """SIGINT to the main process alone (not its process group) must end the run with the resume
+    message, the workers included, well before the models would have finished."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "int"
+    cmd = [sys.executable, "-m", "trix", "validate", "--data", str(tiny_text(tmp_path)), "--out", str(out),
+           "--quick", "--iters", "100000", "--no-progress", "--stages", "dense_baselines", "--seeds", "1",
+           "--jobs", "2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not list((out / "models").glob("*/ckpt.pt")):
+            time.sleep(0.5)
+        assert list((out / "models").glob("*/ckpt.pt")), "no model started"
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130 and "Resume with" in err
+    alive = ["?"]
+    for _ in range(30):  # the workers and multiprocessing's resource tracker exit with the main process
+        alive = subprocess.run(["pgrep", "-a", "-s", str(p.pid)], capture_output=True, text=True).stdout.splitlines()
+        if not alive:
+            break
+        time.sleep(0.5)
+    assert alive == []

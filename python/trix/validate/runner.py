@@ -155,27 +155,25 @@ class Study:
                 self.train_model(n)
             return
         import multiprocessing as mp
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.cfg.jobs, mp_context=ctx) as ex:
-            free = list(range(self.cfg.jobs))
-            running: Dict[Any, int] = {}
-            queue = list(todo)
-            try:
-                while queue or running:
-                    while queue and free:
-                        slot = free.pop(0)
-                        fut = ex.submit(_worker, self.cfg, str(self.out), queue.pop(0), self.progress, slot)
-                        running[fut] = slot
-                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        free.append(running.pop(fut))
-                        self._report_model(fut.result())
-            except BaseException:
-                for fut in running:
-                    fut.cancel()
-                raise
+        # A Pool, not a ProcessPoolExecutor: on Ctrl-C (or any error) terminate() stops the workers at
+        # once; each model keeps its last checkpoint, so the next run resumes it.
+        pool = mp.get_context("spawn").Pool(self.cfg.jobs)
+        try:
+            pending = [pool.apply_async(_worker, (self.cfg, str(self.out), n, self.progress, i % self.cfg.jobs))
+                       for i, n in enumerate(todo)]
+            while pending:
+                for r in [r for r in pending if r.ready()]:
+                    pending.remove(r)
+                    self._report_model(r.get())
+                if pending:
+                    pending[0].wait(0.5)
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
 
     def load_model(self, name: str):
         return load_checkpoint(self.model_dir(name) / "ckpt.pt", self.cfg.device)
