@@ -54,8 +54,9 @@ def _act_grad(v, ACT: tl.constexpr):
 
 @triton.jit
 def _decode(b, S: tl.constexpr, CDT: tl.constexpr):
-    """Weights of slice S (columns 32S .. 32S+31 of each block) from int32 bytes b, as CDT."""
-    return (((b >> (2 * S)) & 3) - 1).to(CDT)
+    """Weights of slice S (columns 32S .. 32S+31 of each block) from int32 bytes b, as CDT (through
+    float32: integer to bfloat16 conversion is the least portable cast)."""
+    return (((b >> (2 * S)) & 3) - 1).to(tl.float32).to(CDT)
 
 
 @triton.jit
@@ -165,10 +166,10 @@ def packed_nn_kernel(a_ptr, a_stride, a_rows, w_ptr, row_bytes, scale_ptr, out_p
         a = tl.load(a_ptr + src[:, None] * a_stride + m[None, :], mask=rmask[:, None] & mmask[None, :], other=0.0)
         b = tl.load(w_ptr + wrow[:, None] * row_bytes + kb * 32 + j[None, :], mask=mmask[:, None],
                     other=0x55).to(tl.int32)
-        w = ((b >> (2 * s)) & 3) - 1
+        w = (((b >> (2 * s)) & 3) - 1).to(tl.float32)
         if N_SCALES == 2:  # per-row scales weigh the reduction: apply them in float32
             a = a.to(tl.float32) * tl.load(scale_ptr + wrow, mask=mmask, other=0.0)[None, :]
-            acc += tl.dot(a, w.to(tl.float32), input_precision=PREC)
+            acc += tl.dot(a, w, input_precision=PREC)
         else:
             acc += tl.dot(a.to(CDT), w.to(CDT), input_precision=PREC)
     if N_SCALES == 1:

@@ -68,9 +68,12 @@ def compute_dtype(x: torch.Tensor) -> tl.dtype:
     return _TL[x.dtype]
 
 
-def dot_precision(dtype: torch.dtype) -> str:
-    """float32 products in full precision unless torch allows TF32 for matmuls (as cuBLAS does)."""
-    return "tf32" if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32 else "ieee"
+def dot_precision(dtype: torch.dtype) -> Optional[str]:
+    """tl.dot's input_precision: for float32 activations full precision ("ieee") unless torch allows
+    TF32 for matmuls (as it does cuBLAS); None (Triton's default) for bfloat16/float16 operands."""
+    if dtype != torch.float32:
+        return None
+    return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
 
 
 def blocks() -> Blocks:
