@@ -86,3 +86,19 @@ def test_trix_train_on_the_gpu_code_path(tmp_path, forced):
     assert [h["iter"] for h in got] == [0, 2]
     assert abs(got[0]["val_loss"] - ref[0]["val_loss"]) < 1e-5  # the same weights: the same function
     assert abs(got[-1]["val_loss"] - ref[-1]["val_loss"]) < 1e-3  # two Adam steps from float-rounding-close grads
+
+
+def test_routing_entry_points_match_the_modules_routing(forced):
+    from trix.nn import SparseTriXFFN
+    from trix.nn.ffn import normalize_rows
+
+    ffn = SparseTriXFFN(d_model=40, tiles=5, expansion=2, seed=3)
+    x = torch.randn(13, 40, generator=torch.Generator().manual_seed(4))
+    sig = ffn.signatures()
+    xn = normalize_rows(x)
+    scores = dispatch.route_scores(xn.to(DEVICE), sig.to(DEVICE)).cpu()
+    ref = xn.double() @ sig.double().t()
+    assert (scores.double() - ref).abs().max() <= 1e-5 * max(1.0, float(ref.abs().max()))
+    _, info, _ = ffn(x)  # the module's own routing (libtrix on CPU)
+    assert torch.equal(dispatch.select_top(scores.to(DEVICE), 1).cpu(), info.tile)
+    assert dispatch.calls["route_scores"] == 1 and dispatch.calls["select_top"] == 1

@@ -68,3 +68,22 @@ def tiled_ffn(x, up, down, tiles, tile_idx, gates, activation, cfg):
 
     calls["tiled_ffn"] += 1
     return f(x, up, down, tiles, tile_idx, gates, activation, cfg)
+
+
+# Routing, for trix.nn's emergent routing (TriXFFN._scores and select_top) to call on the same
+# condition; no gradient flows through either, as on the CPU path.
+
+def route_scores(xn: torch.Tensor, sig: torch.Tensor) -> torch.Tensor:
+    """scores [N, T] float32 = xn [N, d] @ sig^T for ternary signatures sig [T, d] (values -1/0/1)."""
+    from . import ops
+
+    calls["route_scores"] += 1
+    return ops.route_scores(xn.detach(), ops.pack_codes(sig.detach()))
+
+
+def select_top(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices [N, k] (long) of the k best scores per row, ties to the lower index (trix.top_k's rule)."""
+    from . import ops
+
+    calls["select_top"] += 1
+    return ops.top_k(scores.detach(), k)[0].long()

@@ -60,8 +60,10 @@ def _decode(b, S: tl.constexpr, CDT: tl.constexpr):
 
 
 @triton.jit
-def _row_block(pid, blk_tile, blk_start, blk_end, R, GROUPED: tl.constexpr, BLOCK_R: tl.constexpr):
-    """(tile, first row, end row) of row block pid: from the schedule, or plain blocks of R rows."""
+def _row_block(pid, blk_tile, blk_start, blk_end, R, a_rows, GROUPED: tl.constexpr, GATHER_A: tl.constexpr,
+               BLOCK_R: tl.constexpr):
+    """(tile, rows, row mask, rows of `a` to read (int64)) of row block pid: from the schedule (tile
+    -1: a spare block, nothing to do), or plain blocks of R rows of tile 0."""
     if GROUPED:
         t = tl.load(blk_tile + pid)
         r0 = tl.load(blk_start + pid)
@@ -70,7 +72,13 @@ def _row_block(pid, blk_tile, blk_start, blk_end, R, GROUPED: tl.constexpr, BLOC
         t = 0
         r0 = pid * BLOCK_R
         r1 = R
-    return t, r0, r1
+    rows = r0 + tl.arange(0, BLOCK_R)
+    rmask = rows < r1
+    if GATHER_A:
+        src = tl.load(a_rows + rows, mask=rmask, other=0)
+    else:
+        src = rows
+    return t, rows, rmask, src.to(tl.int64)
 
 
 @triton.jit
@@ -101,13 +109,10 @@ def packed_nt_kernel(a_ptr, a_stride, a_rows, w_ptr, row_bytes, scale_ptr, out_p
                      CDT: tl.constexpr, PREC: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_M: tl.constexpr):
     """out[orow(r), m] = rs[r] * scale(m) * sum_k act(a[arow(r), k]) * W[t*TILE_ROWS + m, k].
     Grid: (row blocks, cdiv(M, BLOCK_M)). N_SCALES: 0 none, 1 one scale, 2 one per weight row."""
-    t, r0, r1 = _row_block(tl.program_id(0), blk_tile, blk_start, blk_end, R, GROUPED, BLOCK_R)
+    t, rows, rmask, src = _row_block(tl.program_id(0), blk_tile, blk_start, blk_end, R, a_rows, GROUPED, GATHER_A,
+                                     BLOCK_R)
     if t < 0:
         return
-    rows = r0 + tl.arange(0, BLOCK_R)
-    rmask = rows < r1
-    src = tl.load(a_rows + rows, mask=rmask, other=0) if GATHER_A else rows
-    src = src.to(tl.int64)
     m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
     mmask = m < M
     wrow = (t * TILE_ROWS + m).to(tl.int64)
@@ -145,13 +150,10 @@ def packed_nn_kernel(a_ptr, a_stride, a_rows, w_ptr, row_bytes, scale_ptr, out_p
     (grid: (row blocks, 4 * blocks per row)). Stored as out[orow(r), c] = v, or with FFN_BWD (the tiled
     FFN's hidden gradient; v is dL/d(hidden) before the gate): out[r, c] = gate[r] * v * act'(pre[r, c])
     and dgate[r, group] = sum_c v * act(pre[r, c]) (partial sums, one per 32-column group)."""
-    t, r0, r1 = _row_block(tl.program_id(0), blk_tile, blk_start, blk_end, R, GROUPED, BLOCK_R)
+    t, rows, rmask, src = _row_block(tl.program_id(0), blk_tile, blk_start, blk_end, R, a_rows, GROUPED, GATHER_A,
+                                     BLOCK_R)
     if t < 0:
         return
-    rows = r0 + tl.arange(0, BLOCK_R)
-    rmask = rows < r1
-    src = tl.load(a_rows + rows, mask=rmask, other=0) if GATHER_A else rows
-    src = src.to(tl.int64)
     pc = tl.program_id(1)
     kb = pc // 4
     s = pc % 4

@@ -155,18 +155,22 @@ def _check_packed(p: PackedTernary, func: str, device) -> None:
 
 # ------------------------------------------------------------------------------------------------ products
 
+def _product_operands(a: torch.Tensor, name: str, w: PackedTernary, func: str, a_cols: int, out_cols: int):
+    """Checked operands of a packed product: (a contiguous, an empty output [N, out_cols] in a's dtype,
+    the dot dtype)."""
+    _check_2d(a, name, func)
+    _check_packed(w, func, a.device)
+    if a.shape[1] != a_cols:
+        raise ValueError(f"{func}: argument '{name}' must have {a_cols} columns, got {list(a.shape)}")
+    cdt = compute_dtype(a)
+    return a.contiguous(), torch.empty(a.shape[0], out_cols, dtype=a.dtype, device=a.device), cdt
+
+
 def matmul(x: torch.Tensor, w: PackedTernary, scaled: bool = True) -> torch.Tensor:
     """y [N, M] = x [N, K] @ W^T times the scale(s) of W (scaled=False: the scales are ignored).
     y has x's dtype."""
-    func = "trix.triton.matmul"
-    _check_2d(x, "x", func)
-    _check_packed(w, func, x.device)
-    if x.shape[1] != w.cols:
-        raise ValueError(f"{func}: argument 'x' must have {w.cols} columns, got {list(x.shape)}")
-    cdt = compute_dtype(x)
-    x = x.contiguous()
+    x, y, cdt = _product_operands(x, "x", w, "trix.triton.matmul", w.cols, w.rows)
     n, m = x.shape[0], w.rows
-    y = torch.empty(n, m, dtype=x.dtype, device=x.device)
     if n == 0 or m == 0:
         return y
     if w.cols == 0:
@@ -184,15 +188,8 @@ def matmul(x: torch.Tensor, w: PackedTernary, scaled: bool = True) -> torch.Tens
 
 def matmul_t(g: torch.Tensor, w: PackedTernary) -> torch.Tensor:
     """dx [N, K] = (g [N, M] * scales) @ W: the input gradient of matmul, in g's dtype."""
-    func = "trix.triton.matmul_t"
-    _check_2d(g, "g", func)
-    _check_packed(w, func, g.device)
-    if g.shape[1] != w.rows:
-        raise ValueError(f"{func}: argument 'g' must have {w.rows} columns, got {list(g.shape)}")
-    cdt = compute_dtype(g)
-    g = g.contiguous()
+    g, dx, cdt = _product_operands(g, "g", w, "trix.triton.matmul_t", w.rows, w.cols)
     n = g.shape[0]
-    dx = torch.empty(n, w.cols, dtype=g.dtype, device=g.device)
     if n == 0 or w.cols == 0:
         return dx
     if w.rows == 0:
