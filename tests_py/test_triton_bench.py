@@ -34,3 +34,5 @@ def test_gpu_bench_runs_its_checks_at_toy_sizes():
     ffn = bench.tiled_ffn_step(24, 16, 2, 2, DEVICE, count_calls)
     assert ffn["hidden_per_tile"] == 16 and ffn["trix_packed_weight_bytes"] == 2 * 16 * 32 + 2 * 16 * 32
     assert ffn["dense_bf16_weight_bytes"] == 2 * 2 * 32 * 16 and ffn["rel_err"] < 1e-4
+    sweep = bench.gemv_block_sweep(40, 130, DEVICE, count_calls, weight_rows=(16, 32))
+    assert sorted(sweep) == [16, 32]

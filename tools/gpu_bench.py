@@ -4,7 +4,8 @@
 
 Measures, each kernel's result checked against the dense product before it is timed:
 1. the packed ternary product (2-bit weights, bf16 activations) against F.linear in bf16 (cuBLAS) at
-   4096 x 4096 and 8192 x 8192, batch 1, 16 and 64 (target: >= 4x faster at batch 1);
+   4096 x 4096 and 8192 x 8192, batch 1, 16 and 64 (target: >= 4x faster at batch 1), timed eagerly
+   (host launch cost included) and replayed from a CUDA graph (GPU time only);
 2. one training step (forward + backward) of the tiled FFN, d 1024, 8 tiles, top-1, 65536 tokens
    (hidden 4096 in all, 512 per tile; latent float32 weights quantized and packed in the step, as
    training does), against the dense bf16 FFN of the same total width (target: >= 3x faster), and
@@ -23,14 +24,23 @@ import sys
 
 
 def cuda_timer(quick: bool):
-    """Median milliseconds of fn() by triton.testing.do_bench (CUDA events, L2 flushed between runs)."""
+    """Median milliseconds of fn() by triton.testing.do_bench (CUDA events, L2 flushed between runs):
+    eager calls, so the host's launch cost (Python checks, Triton's launcher) is in the figure."""
     from triton.testing import do_bench
 
     return lambda fn: float(do_bench(fn, warmup=10 if quick else 25, rep=30 if quick else 200,
                                      return_mode="median"))
 
 
-def packed_products(shapes, batches, device, timer):
+def graph_timer(quick: bool):
+    """Median milliseconds of fn() replayed from a CUDA graph (triton.testing.do_bench_cudagraph): the
+    GPU's time without the host's launch cost, as an inference engine that captures graphs sees it."""
+    from triton.testing import do_bench_cudagraph
+
+    return lambda fn: float(do_bench_cudagraph(fn, rep=10 if quick else 50, return_mode="median"))
+
+
+def packed_products(shapes, batches, device, timer, graph=None):
     """Rows of (shape, batch, packed ms, cuBLAS bf16 ms, speedup, weight bytes); each packed product
     is checked against the same effective weights as a dense matrix before it is timed."""
     import torch
@@ -51,12 +61,36 @@ def packed_products(shapes, batches, device, timer):
             err = float((y - ref).abs().max() / ref.abs().max().clamp_min(1e-6))
             if err > 1e-2:
                 raise SystemExit(f"gpu_bench: packed product wrong at {m}x{k} batch {n}: relative error {err}")
-            t_packed = timer(lambda: G.matmul(x, p))
-            t_dense = timer(lambda: F.linear(x, dense))
-            rows.append(dict(shape=f"{m}x{k}", batch=n, packed_ms=t_packed, cublas_bf16_ms=t_dense,
-                             speedup=t_dense / t_packed, packed_weight_bytes=int(p.data.numel()),
-                             bf16_weight_bytes=m * k * 2, rel_err=err))
+            row = dict(shape=f"{m}x{k}", batch=n, packed_weight_bytes=int(p.data.numel()),
+                       bf16_weight_bytes=m * k * 2, rel_err=err)
+            for tag, tm in (("", timer), ("graph_", graph)):
+                if tm is not None:
+                    row[tag + "packed_ms"] = tm(lambda: G.matmul(x, p))
+                    row[tag + "cublas_bf16_ms"] = tm(lambda: F.linear(x, dense))
+                    row[tag + "speedup"] = row[tag + "cublas_bf16_ms"] / row[tag + "packed_ms"]
+            rows.append(row)
     return rows
+
+
+def gemv_block_sweep(m, k, device, timer, weight_rows=(16, 32, 64, 128)):
+    """Batch-1 packed product at m x k for each `gemv_weight_rows` (weight rows per program; the
+    untuned default is trix.triton.ops.GPU_BLOCKS): data for choosing it."""
+    import dataclasses
+
+    import torch
+
+    from trix.triton import ops as G
+
+    p = G.pack(torch.randn(m, k, device=device))
+    x = torch.randn(1, k, device=device, dtype=torch.bfloat16)
+    default, out = G.GPU_BLOCKS, {}
+    try:
+        for wr in weight_rows:
+            G.GPU_BLOCKS = dataclasses.replace(default, gemv_weight_rows=wr)
+            out[wr] = timer(lambda: G.matmul(x, p))
+    finally:
+        G.GPU_BLOCKS = default
+    return out
 
 
 def tiled_ffn_step(n, d, tiles, expansion, device, timer):
@@ -131,20 +165,26 @@ def main(argv=None) -> int:
     info = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__,
                 python=platform.python_version(), quick=args.quick, command=" ".join(["python"] + sys.argv))
     timer = cuda_timer(args.quick)
-    gemv = packed_products([(4096, 4096)] if args.quick else [(4096, 4096), (8192, 8192)], [1, 16, 64], "cuda", timer)
+    gemv = packed_products([(4096, 4096)] if args.quick else [(4096, 4096), (8192, 8192)], [1, 16, 64], "cuda", timer,
+                           graph_timer(args.quick))
+    sweep = gemv_block_sweep(4096, 4096, "cuda", graph_timer(args.quick))
     ffn = tiled_ffn_step(8192 if args.quick else 65536, 1024, 8, 4, "cuda", timer)
-    res = dict(info=info, packed_products=gemv, tiled_ffn_step=ffn)
+    res = dict(info=info, packed_products=gemv, gemv_weight_rows_sweep_ms=sweep, tiled_ffn_step=ffn)
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(res, f, indent=1)
     os.replace(tmp, args.out)
 
     print(f"GPU: {info['gpu']}; torch {info['torch']}, triton {info['triton']}; `{info['command']}`\n")
-    print("| shape | batch | TriX packed 2-bit (ms) | cuBLAS bf16 (ms) | speedup | weight bytes 2-bit / bf16 |")
-    print("|---|---|---|---|---|---|")
+    print("| shape | batch | TriX packed 2-bit (ms) | cuBLAS bf16 (ms) | speedup | in a CUDA graph: TriX / cuBLAS (ms) "
+          "| speedup | weight bytes 2-bit / bf16 |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in gemv:
         print(f"| {r['shape']} | {r['batch']} | {r['packed_ms']:.4f} | {r['cublas_bf16_ms']:.4f} | "
-              f"{r['speedup']:.2f}x | {r['packed_weight_bytes']} / {r['bf16_weight_bytes']} |")
+              f"{r['speedup']:.2f}x | {r['graph_packed_ms']:.4f} / {r['graph_cublas_bf16_ms']:.4f} | "
+              f"{r['graph_speedup']:.2f}x | {r['packed_weight_bytes']} / {r['bf16_weight_bytes']} |")
+    print("\nBatch-1 4096 x 4096 in a CUDA graph by weight rows per program (ms): "
+          + ", ".join(f"{wr}: {t:.4f}" for wr, t in sweep.items()))
     print(f"\nTiled FFN training step (forward + backward), d {ffn['d']}, {ffn['tiles']} tiles, top-1, "
           f"{ffn['tokens']} tokens, bf16 activations:\n")
     print("| | step (ms) | peak memory (MiB) | weights (MiB) |")

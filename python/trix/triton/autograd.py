@@ -78,7 +78,8 @@ def build_schedule(tile_idx: torch.Tensor, tiles: int, block_rows: int) -> Sched
     flat = tile_idx.reshape(-1).long()
     key = torch.where((flat >= 0) & (flat < tiles), flat, torch.full_like(flat, tiles))
     order = torch.argsort(key, stable=True)
-    counts = torch.bincount(key, minlength=tiles + 1)[:tiles]
+    # scatter_add, not bincount: bincount on CUDA reads the maximum back to the host to size its output
+    counts = torch.zeros(tiles + 1, dtype=torch.long, device=dev).scatter_add_(0, key, torch.ones_like(key))[:tiles]
     offsets = torch.zeros(tiles + 1, dtype=torch.long, device=dev)
     offsets[1:] = torch.cumsum(counts, 0)
     nblk = (counts + block_rows - 1) // block_rows
