@@ -8,7 +8,9 @@
   by the STE in torch, one small matmul per routed tile. Tiles no input was routed to do no work and
   get an exactly zero gradient.
 
-Everywhere else (float64, CUDA) the same functions run on torch ops (`*_reference`), which is also
+CUDA tensors (float32/bf16/fp16) go to the Triton kernels of trix.triton when triton is installed
+(trix.triton.dispatch; TRIX_FORCE_TRITON=1 sends CPU tensors there too, under TRITON_INTERPRET=1).
+Everywhere else (float64, CUDA without triton) the same functions run on torch ops (`*_reference`), which is also
 what gradcheck verifies. Both paths compute the same function: equal up to float32 summation order.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 
 from . import ops
 from .quant import QuantConfig, ternary_codes, ternary_ste
+from .triton import dispatch as triton_dispatch  # GPU path hook (issue 15): CUDA tensors -> Triton kernels
 
 ACTIVATIONS = ("identity", "relu", "gelu", "silu")
 
@@ -97,6 +100,8 @@ def ternary_linear(x: torch.Tensor, w: torch.Tensor, cfg: QuantConfig = QuantCon
     if x.dim() != 2 or w.dim() != 2 or x.shape[1] != w.shape[1]:
         raise ValueError(f"ternary_linear: arguments 'x' [N, K] and 'w' [M, K] must agree, got "
                          f"{list(x.shape)} and {list(w.shape)}")
+    if triton_dispatch.applies(x, w):  # GPU path hook (issue 15)
+        return triton_dispatch.ternary_linear(x, w, cfg)
     if not use_libtrix(x, w):
         return ternary_linear_reference(x, w, cfg)
     return _TernaryLinearFn.apply(x, w, packed if packed is not None else pack_weight(w, cfg))
@@ -231,6 +236,8 @@ def tiled_ffn(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, tiles: int,
     n, d, h, k = _check_ffn(x, up, down, tiles, tile_idx, gates)
     if cfg.per_row:
         raise ValueError("tiled_ffn: argument 'cfg' must have per_row=False (one scale per projection)")
+    if triton_dispatch.applies(x, up, down, gates):  # GPU path hook (issue 15)
+        return triton_dispatch.tiled_ffn(x, up, down, tiles, tile_idx, gates, activation, cfg)
     if not use_libtrix(x, up, down) or (gates is not None and not use_libtrix(gates)):
         return tiled_ffn_reference(x, up, down, tiles, tile_idx, gates, activation, cfg)
     pup, pdown = packed if packed is not None else (pack_weight(up, cfg), pack_weight(down, cfg))
