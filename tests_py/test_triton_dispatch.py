@@ -99,6 +99,20 @@ def test_routing_entry_points_match_the_modules_routing(forced):
     scores = dispatch.route_scores(xn.to(DEVICE), sig.to(DEVICE)).cpu()
     ref = xn.double() @ sig.double().t()
     assert (scores.double() - ref).abs().max() <= 1e-5 * max(1.0, float(ref.abs().max()))
-    _, info, _ = ffn(x)  # the module's own routing (libtrix on CPU)
-    assert torch.equal(dispatch.select_top(scores.to(DEVICE), 1).cpu(), info.tile)
+    assert torch.equal(dispatch.select_top(scores.to(DEVICE), 1).cpu(), info_ref(ffn, x).tile)
     assert dispatch.calls["route_scores"] == 1 and dispatch.calls["select_top"] == 1
+    _, info, _ = ffn(x.to(DEVICE))  # the module routes through the same entry points
+    assert dispatch.calls["route_scores"] >= 2 and dispatch.calls["select_top"] >= 2
+    assert torch.equal(info.tile.cpu(), info_ref(ffn, x).tile)
+
+
+def info_ref(ffn, x):
+    """The module's routing on libtrix (CPU, Triton not forced)."""
+    import os
+
+    old = os.environ.pop(dispatch.FORCE_ENV, None)
+    try:
+        return ffn(x.cpu())[1]
+    finally:
+        if old is not None:
+            os.environ[dispatch.FORCE_ENV] = old

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from .. import ops
 from ..autograd import ACTIVATIONS, activate, pack_weight, tiled_ffn, use_libtrix
 from ..quant import QuantConfig, ternary_codes, ternary_ste, ternary_ste_codes
+from ..triton import dispatch as triton_dispatch
 from .packing import Packable
 from .routing import (GATE_RULES, ROUTING_METHODS, SCORE_ROUTERS, SIGNATURE_ROUTERS, RoutingInfo, Telemetry,
                       signature_similarity, switch_balance_loss, unit_gate)
@@ -38,6 +39,8 @@ def normalize_rows(x: torch.Tensor) -> torch.Tensor:
 def select_top(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices [N, k] of the k largest scores per row, best first, ties to the lower index
     (libtrix's top_k rule)."""
+    if triton_dispatch.applies(scores):  # GPU path (trix.triton): CUDA tensors, or forced under the interpreter
+        return triton_dispatch.select_top(scores, k)
     if use_libtrix(scores):
         idx, _ = ops.top_k(scores.detach().contiguous(), k)
         return idx.long()
@@ -186,6 +189,8 @@ class TriXFFN(Packable):
         when packed), else torch (float signatures, other devices)."""
         if sig.is_floating_point() and packed_sig is None and not bool((sig == sig.round()).all()):
             return xn.detach() @ sig.to(xn.dtype).t()
+        if packed_sig is None and triton_dispatch.applies(xn):  # GPU path (trix.triton)
+            return triton_dispatch.route_scores(xn, sig)
         if use_libtrix(xn):
             psig = packed_sig if packed_sig is not None else ops.pack_int8(sig.to(torch.int8).cpu().contiguous())
             return ops.route_scores(xn.detach().contiguous(), psig)
