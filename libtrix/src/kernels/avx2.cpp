@@ -24,35 +24,89 @@ inline float hsum_ps(__m256 v) {
 }
 
 // ---------------------------------------------------------------- int8 activations (exact)
+// vpmaddubsw(code, x) gives int16 pair sums within +-512 (codes <= 2), so they are summed in int16
+// and widened (vpmaddwd by ones) only every kFlush blocks: 64 pair sums of -512 reach -32768 exactly,
+// never beyond. Per row and plane: one vpmaddubsw and one vpaddw instead of three ops.
+constexpr int64_t kFlush = 16;
 
+inline __m256i widen_add(__m256i acc32, __m256i acc16) {
+  return _mm256_add_epi32(acc32, _mm256_madd_epi16(acc16, _mm256_set1_epi16(1)));
+}
+
+// R weight rows x C activation rows (C >= 2): each plane is decoded once per row and used C times.
 template <int R, int C>
 void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t kp, const int32_t* sums,
               int32_t* out, int64_t ldy) {
   __m256i a[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) a[r][c] = _mm256_setzero_si256();
-  const __m256i three = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-  for (int64_t b = 0; b < nb; ++b) {
-    __m256i wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rb + b * 32));
-    for (int s = 0; s < 4; ++s) {
-      __m256i u[R];
-      for (int r = 0; r < R; ++r) u[r] = _mm256_and_si256(s == 0 ? wv[r] : _mm256_srli_epi16(wv[r], 2 * s), three);
-      for (int c = 0; c < C; ++c) {
-        const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xr + c * kp + b * 128 + 32 * s));
-        for (int r = 0; r < R; ++r)  // codes <= 2: pair sums within +-512, no saturation
-          a[r][c] = _mm256_add_epi32(a[r][c], _mm256_madd_epi16(_mm256_maddubs_epi16(u[r], xv), ones));
+  const __m256i three = _mm256_set1_epi8(3);
+  for (int64_t b0 = 0; b0 < nb; b0 += kFlush) {
+    __m256i h[R][C];
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) h[r][c] = _mm256_setzero_si256();
+    const int64_t b1 = imin(nb, b0 + kFlush);
+    for (int64_t b = b0; b < b1; ++b) {
+      __m256i wv[R];
+      for (int r = 0; r < R; ++r) wv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rb + b * 32));
+      for (int s = 0; s < 4; ++s) {
+        __m256i u[R];
+        for (int r = 0; r < R; ++r) u[r] = _mm256_and_si256(s == 0 ? wv[r] : _mm256_srli_epi16(wv[r], 2 * s), three);
+        for (int c = 0; c < C; ++c) {
+          const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xr + c * kp + b * 128 + 32 * s));
+          for (int r = 0; r < R; ++r) h[r][c] = _mm256_add_epi16(h[r][c], _mm256_maddubs_epi16(u[r], xv));
+        }
       }
     }
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) a[r][c] = widen_add(a[r][c], h[r][c]);
   }
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) out[c * ldy + r] = hsum_epi32(a[r][c]) - sums[c];
 }
 
+// One activation row (GEMV): planes 0 and 1 are masked in place (w & 3 = code, w & 12 = 4 code), planes
+// 2 and 3 the same after one shift, so a block costs 5 decode ops instead of 7. Pair sums of scale 1
+// (planes 0, 2: +-1024 per block) and of scale 4 (planes 1, 3: +-4096 per block) go to two int16
+// accumulators, widened every 8 blocks (8 * -4096 = -32768 exactly); the scale-4 sums are multiples
+// of 4, so the shift back is exact, and the int32 total stays within sum(code * x) >= -256 K.
+constexpr int64_t kFlushGemv = 8;
+
+template <int R>
+void gemv_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int32_t sum, int32_t* out) {
+  __m256i a[R];
+  for (int r = 0; r < R; ++r) a[r] = _mm256_setzero_si256();
+  const __m256i m1 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(12), ones = _mm256_set1_epi16(1);
+  for (int64_t b0 = 0; b0 < nb; b0 += kFlushGemv) {
+    __m256i h1[R], h4[R];
+    for (int r = 0; r < R; ++r) h1[r] = h4[r] = _mm256_setzero_si256();
+    const int64_t b1 = imin(nb, b0 + kFlushGemv);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int8_t* xb = xr + b * 128;
+      const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb));
+      const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb + 32));
+      const __m256i x2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb + 64));
+      const __m256i x3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb + 96));
+      for (int r = 0; r < R; ++r) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rb + b * 32));
+        const __m256i t = _mm256_srli_epi16(v, 4);
+        h1[r] = _mm256_add_epi16(h1[r], _mm256_maddubs_epi16(_mm256_and_si256(v, m1), x0));
+        h4[r] = _mm256_add_epi16(h4[r], _mm256_maddubs_epi16(_mm256_and_si256(v, m4), x1));
+        h1[r] = _mm256_add_epi16(h1[r], _mm256_maddubs_epi16(_mm256_and_si256(t, m1), x2));
+        h4[r] = _mm256_add_epi16(h4[r], _mm256_maddubs_epi16(_mm256_and_si256(t, m4), x3));
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      a[r] = _mm256_add_epi32(_mm256_add_epi32(a[r], _mm256_madd_epi16(h1[r], ones)),
+                              _mm256_srai_epi32(_mm256_madd_epi16(h4[r], ones), 2));
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum_epi32(a[r]) - sum;
+}
+
 template <int R>
 void micro_i8_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t kp,
                 const int32_t* sums, int32_t* out, int64_t ldy) {
-  if (C == 1) micro_i8<R, 1>(w, rb, nb, xr, kp, sums, out, ldy);
+  if (C == 1) gemv_i8<R>(w, rb, nb, xr, sums[0], out);
   else micro_i8<R, 2>(w, rb, nb, xr, kp, sums, out, ldy);
 }
 

@@ -1,0 +1,106 @@
+// trix_bench --limits: what bounds the int8 kernels on this machine, measured, and the floors that
+// follow for M x K = 4096 x 4096 at one thread:
+//   compute: one vpmaddubsw ymm does 32 int8 MACs; a GEMV needs M*K/32 of them (any layout, direct
+//     or table: a vpshufb lookup also yields 32 bytes, and an exact int16 table over 2 weights needs
+//     two of them, lo and hi bytes, per 64 MACs, i.e. the same count as vpmaddubsw);
+//   memory: the packed weights (M*K/4 bytes) at the read bandwidth of the level they live in
+//     (the cold model-sized mode: DRAM; warm: the last-level cache).
+// The int8 GEMV itself is timed from L2 (128 rows), where neither memory level limits it.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "bench.h"
+#include "limits_avx2.h"
+#include "trix/cpu.h"
+#include "trix/matmul.h"
+#include "trix/threads.h"
+
+namespace trix_bench {
+namespace {
+
+struct Aligned {
+  std::unique_ptr<uint8_t[]> mem;
+  uint8_t* p;
+  explicit Aligned(int64_t bytes) : mem(new uint8_t[static_cast<size_t>(bytes) + 64]) {
+    p = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(mem.get()) + 63) & ~uintptr_t{63});
+    std::memset(p, 1, static_cast<size_t>(bytes));  // touch every page before timing
+  }
+};
+
+// The best of many short runs (~1 ms each): on a shared machine the least disturbed one.
+double best_of(int tries, double (*f)(int64_t), int64_t iters) {
+  double best = 0;
+  for (int i = 0; i < tries; ++i) {
+    const double v = f(iters);
+    if (v > best) best = v;
+  }
+  return best;
+}
+
+// Read bandwidth from a buffer of `bytes`, read in chunks of `chunk` bytes in turn (each chunk
+// after the whole buffer was read once): the best chunk rate. A buffer larger than the LLC is
+// read from DRAM in every chunk; a smaller one from the cache level it fits.
+double read_gbs(int64_t bytes, int64_t chunk, int passes) {
+  Aligned b(bytes);
+  avx2_read_bytes_per_ns(b.p, bytes, 1);
+  double best = 0;
+  for (int p = 0; p < passes; ++p)
+    for (int64_t off = 0; off + chunk <= bytes; off += chunk) {
+      const double v = avx2_read_bytes_per_ns(b.p + off, chunk, 1);
+      if (v > best) best = v;
+    }
+  return best;
+}
+
+}  // namespace
+
+int run_limits(int, char**) {
+  if (!trix::simd_level_supported(trix::SimdLevel::avx2)) {
+    std::printf("trix_bench --limits measures AVX2 loops; this CPU or build has no AVX2 level\n");
+    return 0;
+  }
+  trix::set_num_threads(1);
+  const int64_t it = 200000, llc = llc_bytes();
+  const double ghz = best_of(50, avx2_add_chain_per_ns, it);
+  const double madd = best_of(50, avx2_maddubs_per_ns, it / 4), shuf = best_of(50, avx2_shuffle_per_ns, it / 4);
+  const double vand = best_of(50, avx2_and_per_ns, it / 4), mix = best_of(50, avx2_maddubs_shuffle_mix_per_ns, it / 4);
+  std::printf("one thread; CPU-time rates, best of many ~1 ms runs; core clock (dependent vpaddd chain): %.2f GHz\n", ghz);
+  std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpmaddubsw ymm (32 int8 MACs each)", madd, madd / ghz);
+  std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpshufb ymm (32 table lookups each)", shuf, shuf / ghz);
+  std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpmaddubsw + vpshufb interleaved (total)", mix, mix / ghz);
+  std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpand ymm", vand, vand / ghz);
+  const double l2 = read_gbs(256 << 10, 256 << 10, 500), l3 = read_gbs(4 << 20, 4 << 20, 20),
+               dram = read_gbs(8 * llc, 4 << 20, 2);
+  std::printf("%-44s %8.1f GB/s\n", "read bandwidth, 256 KiB (L2)", l2);
+  std::printf("%-44s %8.1f GB/s\n", "read bandwidth, 4 MiB (last-level cache)", l3);
+  std::printf("%-44s %8.1f GB/s\n", "read bandwidth, 8x the last-level cache (DRAM)", dram);
+
+  // The int8 GEMV at the best level on 128 rows x 4096 (128 KiB packed: in L2).
+  const int64_t rows = 128, k = 4096;
+  const auto w = random_packed(rows, k, 9);
+  std::vector<int8_t> x(static_cast<size_t>(k));
+  std::mt19937 g(3);
+  for (auto& v : x) v = static_cast<int8_t>(g() % 256 - 128);
+  std::vector<int32_t> acc(static_cast<size_t>(rows));
+  const Timing t = time_calls([&] { trix::matmul_i8_acc(x.data(), 1, w.view(), acc.data()); }, 300);
+  const double ns_row = t.best * 1e3 / rows;
+  std::printf("%-44s %8.1f ns/row (fastest wall call; %s), %.1f G MAC/s\n", "int8 GEMV, 128 x 4096 from L2", ns_row,
+              trix::simd_level_name(trix::simd_level()), k / ns_row);
+
+  const double macs = 4096.0 * 4096.0, wbytes = macs / 4;
+  std::printf("\nfloors for 4096 x 4096, one thread (us):\n");
+  std::printf("  %-58s %8.1f\n", "N=1 compute: M*K/32 vpmaddubsw (= 2 vpshufb per 64 MACs)", macs / 32 / madd / 1e3);
+  std::printf("  %-58s %8.1f\n", "N=1 the kernel's own rate from L2 (4096 rows)", ns_row * 4096 / 1e3);
+  std::printf("  %-58s %8.1f\n", "N=1 warm: 4 MiB packed at last-level-cache bandwidth", wbytes / l3 / 1e3);
+  std::printf("  %-58s %8.1f\n", "N=1 cold: 4 MiB packed at DRAM bandwidth", wbytes / dram / 1e3);
+  std::printf("  %-58s %8.1f\n", "N=1 cold torch float32: 64 MiB at DRAM bandwidth", 16 * wbytes / dram / 1e3);
+  std::printf("  %-58s %8.1f\n", "N=1 cold torch int8: 16 MiB at DRAM bandwidth", 4 * wbytes / dram / 1e3);
+  std::printf("  %-58s %8.1f\n", "N=64 compute: 64*M*K/32 vpmaddubsw", 64 * macs / 32 / madd / 1e3);
+  return 0;
+}
+
+}  // namespace trix_bench
