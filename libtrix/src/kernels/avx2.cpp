@@ -106,8 +106,12 @@ void gemv_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int32_t
 template <int R>
 void micro_i8_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t kp,
                 const int32_t* sums, int32_t* out, int64_t ldy) {
-  if (C == 1) gemv_i8<R>(w, rb, nb, xr, sums[0], out);
-  else micro_i8<R, 2>(w, rb, nb, xr, kp, sums, out, ldy);
+  switch (C) {
+    case 1: gemv_i8<R>(w, rb, nb, xr, sums[0], out); break;
+    case 2: micro_i8<R, 2>(w, rb, nb, xr, kp, sums, out, ldy); break;
+    case 3: micro_i8<R, 3>(w, rb, nb, xr, kp, sums, out, ldy); break;
+    default: micro_i8<R, 4>(w, rb, nb, xr, kp, sums, out, ldy); break;
+  }
 }
 
 void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
@@ -116,9 +120,13 @@ void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m
   int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * kp)));
   int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
   for (int64_t i = 0; i < n; ++i) sums[i] = pad_copy_i8(xq + i * k, k, kp, xr + i * kp);
-  for_each_block<2>(n, m0, m1, [&](auto r, int C, int64_t m, int64_t i) {
+  auto micro = [&](auto r, int C, int64_t m, int64_t i) {
     micro_i8_c<decltype(r)::value>(C, w + m * rb, rb, nb, xr + i * kp, kp, sums + i, acc + i * ldy + (m - m0), ldy);
-  });
+  };
+  // One activation row: four weight rows share each activation load. More: two weight rows times
+  // up to four activation rows (8 int16 accumulators; each decoded plane used four times).
+  if (n == 1) for_each_block<1, decltype(micro), 4>(n, m0, m1, micro);
+  else for_each_block<4, decltype(micro), 2>(n, m0, m1, micro);
 }
 
 // ---------------------------------------------------------------- float activations

@@ -23,30 +23,47 @@ inline uint8x16_t plane(uint8x16_t w, int s) {
 
 // ---------------------------------------------------------------- int8 activations (exact)
 
-inline int32x4_t dot_u8s8(int32x4_t acc, uint8x16_t u, int8x16_t x) {
-  const int8x16_t us = vreinterpretq_s8_u8(u);  // codes 0..2 are valid signed bytes
 #if TRIX_DOTPROD
-  return vdotq_s32(acc, us, x);
+// sdot: four products summed into each int32 lane, exact.
+using Partial = int32x4_t;
+constexpr int64_t kFlush = 1 << 20;  // never needed: the partial sums are already int32
+inline Partial partial_zero() { return vdupq_n_s32(0); }
+inline Partial dot_u8s8(Partial acc, uint8x16_t u, int8x16_t x) { return vdotq_s32(acc, vreinterpretq_s8_u8(u), x); }
+inline int32x4_t widen_add(int32x4_t acc, Partial p) { return vaddq_s32(acc, p); }
 #else
-  // Each product fits int16 (|2 * -128| = 256); sadalp widens pairs into int32.
-  acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(us), vget_low_s8(x)));
-  return vpadalq_s16(acc, vmull_high_s8(us, x));
-#endif
+// smlal: products (|2 * -128| = 256) summed in int16 lanes, 16 per lane per block of 128 weights,
+// widened by sadalp every kFlush = 8 blocks (8 * 16 * -256 = -32768 exactly, never beyond): one
+// instruction per 8 MACs instead of two (smull + sadalp).
+using Partial = int16x8_t;
+constexpr int64_t kFlush = 8;
+inline Partial partial_zero() { return vdupq_n_s16(0); }
+inline Partial dot_u8s8(Partial acc, uint8x16_t u, int8x16_t x) {
+  const int8x16_t us = vreinterpretq_s8_u8(u);  // codes 0..2 are valid signed bytes
+  acc = vmlal_s8(acc, vget_low_s8(us), vget_low_s8(x));
+  return vmlal_high_s8(acc, us, x);
 }
+inline int32x4_t widen_add(int32x4_t acc, Partial p) { return vpadalq_s16(acc, p); }
+#endif
 
 template <int R>
 void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int32_t sum, int32_t* out) {
   int32x4_t a[R];
   for (int r = 0; r < R; ++r) a[r] = vdupq_n_s32(0);
-  for (int64_t b = 0; b < nb; ++b)
-    for (int q = 0; q < 2; ++q) {
-      uint8x16_t wv[R];
-      for (int r = 0; r < R; ++r) wv[r] = vld1q_u8(w + r * rb + b * 32 + 16 * q);
-      for (int s = 0; s < 4; ++s) {
-        const int8x16_t xv = vld1q_s8(xr + b * 128 + 32 * s + 16 * q);
-        for (int r = 0; r < R; ++r) a[r] = dot_u8s8(a[r], plane(wv[r], s), xv);
+  for (int64_t b0 = 0; b0 < nb; b0 += kFlush) {
+    Partial h[R];
+    for (int r = 0; r < R; ++r) h[r] = partial_zero();
+    const int64_t b1 = imin(nb, b0 + kFlush);
+    for (int64_t b = b0; b < b1; ++b)
+      for (int q = 0; q < 2; ++q) {
+        uint8x16_t wv[R];
+        for (int r = 0; r < R; ++r) wv[r] = vld1q_u8(w + r * rb + b * 32 + 16 * q);
+        for (int s = 0; s < 4; ++s) {
+          const int8x16_t xv = vld1q_s8(xr + b * 128 + 32 * s + 16 * q);
+          for (int r = 0; r < R; ++r) h[r] = dot_u8s8(h[r], plane(wv[r], s), xv);
+        }
       }
-    }
+    for (int r = 0; r < R; ++r) a[r] = widen_add(a[r], h[r]);
+  }
   for (int r = 0; r < R; ++r) out[r] = vaddvq_s32(a[r]) - sum;
 }
 

@@ -16,17 +16,18 @@ inline void pad_copy(const float* src, int64_t k, int64_t kp, float* dst) {
 }
 
 // The blocking every GEMM driver shares: output rows [m0, m1) in chunks of 16 (their weights stay in L1
-// while all activation rows pass), activation rows in groups of up to Cmax, four output rows per
+// while all activation rows pass), activation rows in groups of up to Cmax, Rmax output rows per
 // micro-kernel call and one for the tail: micro(std::integral_constant<int, R>, C, m, i).
-template <int Cmax, typename Micro>
+template <int Cmax, typename Micro, int Rmax = 4>
 inline void for_each_block(int64_t n, int64_t m0, int64_t m1, Micro micro) {
   constexpr int64_t kRowChunk = 16;
+  static_assert(kRowChunk % Rmax == 0, "row chunks hold whole micro-kernel row groups");
   for (int64_t mc = m0; mc < m1; mc += kRowChunk) {
     const int64_t me = imin(m1, mc + kRowChunk);
     for (int64_t i = 0; i < n; i += Cmax) {
       const int C = static_cast<int>(imin(Cmax, n - i));
       int64_t m = mc;
-      for (; m + 4 <= me; m += 4) micro(std::integral_constant<int, 4>{}, C, m, i);
+      for (; m + Rmax <= me; m += Rmax) micro(std::integral_constant<int, Rmax>{}, C, m, i);
       for (; m < me; ++m) micro(std::integral_constant<int, 1>{}, C, m, i);
     }
   }

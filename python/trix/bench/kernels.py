@@ -209,7 +209,7 @@ def _print_table(title: str, rows: List[Dict], names: List[str], key: str) -> No
     short = {"trix_i8_vs_best_torch_int8": "i8/bestTi8", "trix_i8_vs_best_torch": "i8/bestT",
              "trix_i8_vs_torch_f32": "i8/Tf32", "trix_prep_vs_torch_f32": "prep/Tf32"}
     print(f"\n{title}")
-    header = ["M", "K", "N"] + names + [short[c] for c in ratio_cols] + ["best torch int8"]
+    header = ["M", "K", "N"] + names + [short[c] for c in ratio_cols] + ["best_torch_int8"]
     widths = [5, 5, 3] + [max(10, len(n)) for n in names] + [10] * len(ratio_cols) + [16]
     print(" ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
     for r in rows:
