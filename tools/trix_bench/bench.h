@@ -40,7 +40,7 @@ Timing time_calls(const std::function<void()>& f, double min_ms);
 // Seeded random ternary weights, one scale 0.01.
 trix::PackedTernary random_packed(int64_t rows, int64_t cols, uint32_t seed);
 
-// The last-level cache of this CPU in bytes (sysconf), 32 MiB when the OS does not say.
+// The last-level cache of this CPU in bytes (sysfs, then sysconf), 32 MiB when the OS does not say.
 int64_t llc_bytes();
 
 // One JSON object per row, written to path through a temporary file and a rename (never half-written).

@@ -12,6 +12,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument("--routing", action="store_true", help="HierarchicalTriXFFN vs flat routing, wall time")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke run)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--shapes", metavar="MxK,...", help="kernel benchmark shapes (default 4096x4096,2560x6912,1024x1024)")
+    p.add_argument("--no-ffn", action="store_true", help="kernel benchmark without the tiled FFN table")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -279,6 +279,8 @@ def run(args) -> int:
 
     quick = bool(getattr(args, "quick", False))
     shapes = [(1024, 1024)] if quick else SHAPES
+    if getattr(args, "shapes", None):
+        shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes.split(",")]
     batches = [1, 8] if quick else [1, 64]
     min_s = 0.05 if quick else 0.4
     cold_bytes = 2 * llc_bytes()
@@ -317,7 +319,7 @@ def run(args) -> int:
                        ("cold", "cold: each method cycles a stack > 2x the last-level cache")):
         for clock, unit in (("wall", "median wall µs"), ("cpu", "median thread CPU µs")):
             _print_table(f"{what}; {unit}", rows, names, f"{mode}_{clock}")
-    ffn = bench_ffn(quick, min_s)
+    ffn = [] if getattr(args, "no_ffn", False) else bench_ffn(quick, min_s)
     if getattr(args, "json", None):
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:
