@@ -6,6 +6,7 @@ void bind_core(nb::module_& m);
 void bind_cpu(nb::module_& m);
 void bind_memory(nb::module_& m);
 void bind_prepared(nb::module_& m);
+void bind_train(nb::module_& m);
 }
 
 NB_MODULE(_C, m) {
@@ -15,4 +16,5 @@ NB_MODULE(_C, m) {
   trix_py::bind_cpu(m);
   trix_py::bind_memory(m);
   trix_py::bind_prepared(m);
+  trix_py::bind_train(m);
 }

@@ -82,6 +82,14 @@ void linear_backward(const float* g, const float* x, int64_t n, const TernaryCod
   }
 }
 
+Activation parse_activation(const std::string& name, const char* func) {
+  if (name == "identity") return Activation::identity;
+  if (name == "relu") return Activation::relu;
+  if (name == "gelu") return Activation::gelu;
+  if (name == "silu") return Activation::silu;
+  throw_invalid(func, "activation", "must be one of identity, relu, gelu, silu; got '" + name + "'");
+}
+
 float activate_grad(Activation a, float v) {
   switch (a) {
     case Activation::identity: return 1.0f;

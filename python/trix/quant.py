@@ -41,9 +41,19 @@ class QuantConfig:
 
 def ternary_codes(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> Tuple[torch.Tensor, torch.Tensor]:
     """Quantize w [M, K] (no gradient). Returns (q [M, K] in {-1, 0, 1}, same dtype as w;
-    scale [1] or [M] (per_row), same dtype as w) with w ~ q * scale (scale broadcast over rows)."""
+    scale [1] or [M] (per_row), same dtype as w) with w ~ q * scale (scale broadcast over rows).
+    On CPU float32 this is libtrix's quantizer (torch.ops.trix.ternary_codes), the one packing uses."""
     if w.dim() != 2:
         raise ValueError(f"ternary_codes: argument 'w' must be 2-D [M, K], got shape {list(w.shape)}")
+    from . import _torch_ops  # noqa: F401  (registers torch.ops.trix)
+
+    q, s = torch.ops.trix.ternary_codes(w.detach(), cfg.rule, float(cfg.threshold), bool(cfg.per_row))
+    return q.to(w.dtype), s.to(w.dtype)
+
+
+def ternary_codes_torch(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> Tuple[torch.Tensor, torch.Tensor]:
+    """ternary_codes on torch ops (any dtype and device): the fallback of torch.ops.trix.ternary_codes
+    and the reference the tests hold libtrix's quantizer to."""
     w = w.detach()
     if cfg.rule == "threshold":
         q = (w > cfg.threshold).to(w.dtype) - (w < -cfg.threshold).to(w.dtype)

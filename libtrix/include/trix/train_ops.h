@@ -8,6 +8,7 @@
 // at every SIMD level (the scalar reference uses std::fma in the same order).
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "trix/ffn.h"
 
@@ -27,6 +28,9 @@ struct TernaryCodes {
 // split the work); each C element is one FMA chain over p = 0 .. k-1.
 void train_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa, int64_t csa, const float* b,
                 int64_t rsb, int64_t csb, float* c, int64_t ldc, bool accumulate);
+
+// "identity" | "relu" | "gelu" | "silu"; throws std::invalid_argument naming func otherwise.
+Activation parse_activation(const std::string& name, const char* func);
 
 // d act / dv at v (gelu: the exact erf form).
 float activate_grad(Activation a, float v);
