@@ -9,6 +9,7 @@
 #include "trix/cpu.h"
 #include "trix/threads.h"
 #include "trix/train_ops.h"
+#include "kernels/train_kernels.h"
 
 namespace {
 
@@ -237,6 +238,36 @@ TEST(TrainOps, RejectsBadArguments) {
   EXPECT_THROW(trix::ffn_train_forward(c.x.data(), c.n, c.codes(), trix::Activation::relu, c.idx.data(), nullptr, 1,
                                        yy.data(), nullptr),
                std::invalid_argument);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(TrainActivation, PolynomialFormsMatchFloat64AndAgreeAcrossLevels) {
+  std::vector<float> v;
+  for (int i = -4000; i <= 4000; ++i) v.push_back(static_cast<float>(i) * 0.005f);  // [-20, 20]
+  for (float e : {-90.0f, -50.0f, 50.0f, 90.0f, 1e-30f, -1e-30f, 0.0f, -0.0f}) v.push_back(e);
+  const int64_t n = static_cast<int64_t>(v.size()) - 3;  // an odd count: the SIMD tail runs too
+  for (trix::Activation act : {trix::Activation::identity, trix::Activation::relu, trix::Activation::gelu,
+                               trix::Activation::silu}) {
+    std::vector<float> a0(n), g0(n);
+    trix::kernels::train_scalar().activation(static_cast<int>(act), v.data(), n, a0.data(), g0.data());
+    for (int64_t i = 0; i < n; ++i) {
+      const double x = v[i], ref = act_ref(act, x);
+      ASSERT_NEAR(a0[i], ref, 4e-7 * (1.0 + std::fabs(ref))) << "act " << static_cast<int>(act) << " at " << x;
+      if (std::fabs(x) < 60.0 && !(act == trix::Activation::relu && x == 0.0))
+        ASSERT_NEAR(g0[i], act_grad_ref(act, x), 2e-5) << "grad " << static_cast<int>(act) << " at " << x;
+    }
+    for (trix::SimdLevel l : trix::available_simd_levels()) {
+      Restore r;
+      trix::set_simd_level(l);
+      std::vector<float> a(n), g(n);
+      trix::kernels::train_active().activation(static_cast<int>(act), v.data(), n, a.data(), g.data());
+      ASSERT_EQ(a, a0) << trix::simd_level_name(l);
+      ASSERT_EQ(g, g0) << trix::simd_level_name(l);
+    }
+  }
 }
 
 }  // namespace

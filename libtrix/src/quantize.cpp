@@ -13,9 +13,10 @@ int64_t quant_scale_count(int64_t rows, const QuantParams& p) {
 
 namespace {
 // Round half to even, clip to [-1, 1]: the rule torch.round(w / gamma).clamp(-1, 1) applies.
+// For finite v that is (v > 0.5) - (v < -0.5): ties at +-0.5 round to the even 0. Comparisons, not
+// std::nearbyint, which is a library call at the x86-64 baseline (no SSE4.1 roundss).
 inline int8_t ternary_of(float v) {
-  const float r = std::nearbyint(v);
-  return static_cast<int8_t>(r > 1.0f ? 1 : (r < -1.0f ? -1 : static_cast<int>(r)));
+  return static_cast<int8_t>((v > 0.5f) - (v < -0.5f));
 }
 
 float absmean(const float* w, int64_t n) {

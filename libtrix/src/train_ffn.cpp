@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/train_kernels.h"
 #include "train_common.h"
 #include "trix/error.h"
 #include "trix/threads.h"
@@ -122,6 +123,7 @@ void ffn_train_forward(const float* x, int64_t n, const TiledCodes& f, Activatio
   std::vector<float> out(static_cast<size_t>(g.offset[T] * d));
   if (hidden_pre) std::fill(hidden_pre, hidden_pre + n * k * h, 0.0f);
   const std::vector<Block> blocks = token_blocks(g, T);
+  const kernels::TrainKernels& kern = kernels::train_active();
   parallel_for(static_cast<int64_t>(blocks.size()), 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> xt(static_cast<size_t>(kTokenBlock * d)), ht(static_cast<size_t>(kTokenBlock * h));
     for (int64_t bi = b0; bi < b1; ++bi) {
@@ -129,11 +131,9 @@ void ffn_train_forward(const float* x, int64_t n, const TiledCodes& f, Activatio
       const int64_t c = B.p1 - B.p0;
       gather_rows(x, d, g, k, B.p0, B.p1, xt.data());
       train_gemm(c, h, d, xt.data(), d, 1, up_t.data() + B.tile * d * h, h, 1, ht.data(), h, false);
-      for (int64_t j = 0; j < c; ++j) {
-        float* hr = ht.data() + j * h;
-        if (hidden_pre) std::copy(hr, hr + h, hidden_pre + g.slot[B.p0 + j] * h);
-        for (int64_t r = 0; r < h; ++r) hr[r] = activate(act, hr[r]);
-      }
+      if (hidden_pre)
+        for (int64_t j = 0; j < c; ++j) std::copy(ht.data() + j * h, ht.data() + (j + 1) * h, hidden_pre + g.slot[B.p0 + j] * h);
+      kern.activation(static_cast<int>(act), ht.data(), c * h, ht.data(), nullptr);
       train_gemm(c, d, h, ht.data(), h, 1, down_t.data() + B.tile * h * d, d, 1, out.data() + B.p0 * d, d, false);
     }
   });
@@ -162,8 +162,10 @@ void ffn_train_backward(const float* gy, const float* x, int64_t n, const TiledC
   if (dup) xs.resize(static_cast<size_t>(m * d));
   if (dgates) std::fill(dgates, dgates + n * k, 0.0f);
   const std::vector<Block> blocks = token_blocks(g, T);
+  const kernels::TrainKernels& kern = kernels::train_active();
   parallel_for(static_cast<int64_t>(blocks.size()), 1, [&](int64_t b0, int64_t b1) {
-    std::vector<float> da(static_cast<size_t>(kTokenBlock * h));
+    std::vector<float> da(static_cast<size_t>(kTokenBlock * h)), ar(static_cast<size_t>(h)),
+        gr(static_cast<size_t>(h));
     for (int64_t bi = b0; bi < b1; ++bi) {
       const Block& B = blocks[bi];
       const int64_t c = B.p1 - B.p0;
@@ -173,25 +175,22 @@ void ffn_train_backward(const float* gy, const float* x, int64_t n, const TiledC
       train_gemm(c, h, d, gsb, d, 1, down_w.data() + B.tile * d * h, h, 1, da.data(), h, false);
       for (int64_t j = 0; j < c; ++j) {
         const int64_t s = g.slot[B.p0 + j];
-        const float* pre = hidden_pre + s * h;
+        float* a = ddown ? av.data() + (B.p0 + j) * h : ar.data();
+        kern.activation(static_cast<int>(act), hidden_pre + s * h, h, a, gr.data());  // act and act' at once
         float* dar = da.data() + j * h;
         float* dp = dpre.data() + (B.p0 + j) * h;
         if (gates) {
           const float gv = gates[s];
           if (dgates) {
             float acc = 0.0f;
-            for (int64_t r = 0; r < h; ++r) acc += dar[r] * activate(act, pre[r]);
+            for (int64_t r = 0; r < h; ++r) acc += dar[r] * a[r];
             dgates[s] = acc;
           }
           for (int64_t r = 0; r < h; ++r) dar[r] *= gv;
-          float* gr = gsb + j * d;
-          for (int64_t cc = 0; cc < d; ++cc) gr[cc] *= gv;
+          float* gsr = gsb + j * d;
+          for (int64_t cc = 0; cc < d; ++cc) gsr[cc] *= gv;
         }
-        if (ddown) {
-          float* ar = av.data() + (B.p0 + j) * h;
-          for (int64_t r = 0; r < h; ++r) ar[r] = activate(act, pre[r]);
-        }
-        for (int64_t r = 0; r < h; ++r) dp[r] = dar[r] * activate_grad(act, pre[r]);
+        for (int64_t r = 0; r < h; ++r) dp[r] = dar[r] * gr[r];
       }
       if (dx)
         train_gemm(c, d, h, dpre.data() + B.p0 * h, h, 1, up_w.data() + B.tile * h * d, d, 1, dxs.data() + B.p0 * d,

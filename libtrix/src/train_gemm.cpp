@@ -6,7 +6,10 @@
 #include <cmath>
 #include <vector>
 
+#include <cstring>
+
 #include "kernels/train_kernels.h"
+#include "kernels/train_math.h"
 #include "trix/cpu.h"
 #include "trix/train_ops.h"
 
@@ -25,10 +28,42 @@ void micro_scalar(int64_t kc, const float* ap, const float* bp, float* c, int64_
     for (int64_t j = 0; j < kTrainNR; ++j) c[i * ldc + j] = acc[i][j];
 }
 
+struct ScalarV {
+  using T = float;
+  static T set(float v) { return v; }
+  static T add(T a, T b) { return a + b; }
+  static T sub(T a, T b) { return a - b; }
+  static T mul(T a, T b) { return a * b; }
+  static T div(T a, T b) { return a / b; }
+  static T fma(T a, T b, T c) { return std::fma(a, b, c); }
+  static T min(T a, T b) { return a < b ? a : b; }
+  static T max(T a, T b) { return a > b ? a : b; }
+  static T floor(T a) { return std::floor(a); }
+  static T abs(T a) { return std::fabs(a); }
+  static T copysign(T m, T s) { return std::copysign(m, s); }
+  static T gt0(T a) { return a > 0.0f ? 1.0f : 0.0f; }
+  static T select(T mask, T a, T b) { return mask != 0.0f ? a : b; }
+  static T pow2(T n) {  // 2^n for integral n in [-126, 127]
+    const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+  }
+};
+
+void activation_scalar(int act, const float* v, int64_t n, float* a, float* g) {
+  for (int64_t i = 0; i < n; ++i) {
+    float ai, gi;
+    TrainMath<ScalarV>::eval(act, v[i], ai, gi);
+    a[i] = ai;
+    if (g) g[i] = gi;
+  }
+}
+
 }  // namespace
 
 const TrainKernels& train_scalar() {
-  static const TrainKernels k{"scalar", micro_scalar};
+  static const TrainKernels k{"scalar", micro_scalar, activation_scalar};
   return k;
 }
 

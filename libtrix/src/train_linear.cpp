@@ -90,20 +90,6 @@ Activation parse_activation(const std::string& name, const char* func) {
   throw_invalid(func, "activation", "must be one of identity, relu, gelu, silu; got '" + name + "'");
 }
 
-float activate_grad(Activation a, float v) {
-  switch (a) {
-    case Activation::identity: return 1.0f;
-    case Activation::relu: return v > 0.0f ? 1.0f : 0.0f;
-    case Activation::gelu:
-      return 0.5f * (1.0f + std::erf(v * 0.70710678118654752f)) + v * std::exp(-0.5f * v * v) * 0.39894228040143268f;
-    case Activation::silu: {
-      const float s = 1.0f / (1.0f + std::exp(-v));
-      return s * (1.0f + v * (1.0f - s));
-    }
-  }
-  return 1.0f;
-}
-
 void tile_signatures_codes(const int8_t* q, int64_t rows, int64_t cols, int64_t tiles, int8_t* sig) {
   TRIX_CHECK_ARG(tiles > 0 && rows % tiles == 0, "tile_signatures_codes", "tiles",
                  "must be positive and divide the row count ", rows, ", got ", tiles);

@@ -32,9 +32,6 @@ void train_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa, in
 // "identity" | "relu" | "gelu" | "silu"; throws std::invalid_argument naming func otherwise.
 Activation parse_activation(const std::string& name, const char* func);
 
-// d act / dv at v (gelu: the exact erf form).
-float activate_grad(Activation a, float v);
-
 // Ternary linear layer, y [N, M] = x [N, K] @ W^T.
 void linear_forward(const float* x, int64_t n, const TernaryCodes& w, float* y);
 // Backward: dx [N, K] = g [N, M] @ W (if dx), dw [M, K] = g^T @ x (if dw; the STE gradient).
@@ -44,7 +41,8 @@ void linear_backward(const float* g, const float* x, int64_t n, const TernaryCod
 // x [N, d]; tile_idx [N, k] int32 in [0, T) or -1 (slot unused); gates [N, k] or nullptr (all 1).
 // y [N, d] = sum over used slots of gate * down_t(act(up_t(x))); hidden_pre [N, k, h] receives
 // up_t(x) (zero for unused slots). Slots are grouped by tile once; the work is split over
-// (tile, token block) pairs.
+// (tile, token block) pairs. The activations (and their derivatives in the backward) are the
+// polynomial forms of kernels/train_math.h, within 2e-7 of the erf / exp forms of activate().
 struct TiledCodes {
   TernaryCodes up, down;
   int64_t tiles = 0;

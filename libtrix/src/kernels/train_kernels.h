@@ -14,6 +14,9 @@ struct TrainKernels {
   // c[i*ldc + j] = (load ? c[i*ldc + j] : 0) + sum_p ap[p*MR + i] * bp[p*NR + j], one fused
   // multiply-add per p in increasing p, for i < MR, j < NR (full block; panels zero-padded).
   void (*micro)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool load);
+  // For i < n: a[i] = act(v[i]) and, when g is not null, g[i] = act'(v[i]) (act: trix::Activation's
+  // value; the formulas of train_math.h, identical at every level). a may alias v.
+  void (*activation)(int act, const float* v, int64_t n, float* a, float* g);
 };
 
 const TrainKernels& train_scalar();
