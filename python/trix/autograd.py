@@ -48,31 +48,85 @@ def pack_weight(w: torch.Tensor, cfg: QuantConfig = QuantConfig(),
 # --------------------------------------------------------------------------------------------------
 # Quantized weights, cached while the latent weight is unchanged
 
-# id(weight) -> (weakref to it, (version, data_ptr, cfg), codes). A tensor's _version counts its in-place
+# (id(weight), kind) -> (weakref to it, (version, data_ptr, cfg, kind), value). A tensor's _version counts its in-place
 # changes (optimizer steps, load_state_dict's copy_, any `with torch.no_grad(): w.add_(...)`); assigning a
 # new tensor is a new entry; `w.data = ...` changes data_ptr. An entry goes when its weight does.
 # (Keyed by id: a WeakKeyDictionary would compare tensors with ==, which is elementwise.)
 _CODES_CACHE: Dict[int, tuple] = {}
 
 
+def _cached(w: torch.Tensor, cfg: QuantConfig, what: str, make):
+    key = (w._version, w.data_ptr(), cfg, what)
+    wid = (id(w), what)
+    hit = _CODES_CACHE.get(wid)
+    if hit is not None and hit[0]() is w and hit[1] == key:
+        return hit[2]
+    value = make()
+    _CODES_CACHE[wid] = (weakref.ref(w, lambda _r, wid=wid: _CODES_CACHE.pop(wid, None)), key, value)
+    return value
+
+
 def weight_codes(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> Codes:
     """(q int8 [M, K], scale [1] or [M], float32 on CPU) of latent w: libtrix's quantizer, computed
     once while w is unchanged (not cached inside torch.compile, which traces the op itself)."""
-    if torch.compiler.is_compiling():
+    def make():
         return torch.ops.trix.ternary_codes(w.detach(), cfg.rule, float(cfg.threshold), bool(cfg.per_row))
-    key = (w._version, w.data_ptr(), cfg)
-    hit = _CODES_CACHE.get(id(w))
-    if hit is not None and hit[0]() is w and hit[1] == key:
-        return hit[2]
-    codes = torch.ops.trix.ternary_codes(w.detach(), cfg.rule, float(cfg.threshold), bool(cfg.per_row))
-    wid = id(w)
-    _CODES_CACHE[wid] = (weakref.ref(w, lambda _r, wid=wid: _CODES_CACHE.pop(wid, None)), key, codes)
-    return codes
+    return make() if torch.compiler.is_compiling() else _cached(w, cfg, "codes", make)
+
+
+def weight_packed(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> ops.PackedTernary:
+    """pack_weight(w, cfg) from the cached codes, itself cached while w is unchanged: what an
+    unpacked model in eval mode runs on (the same bits as after pack())."""
+    return _cached(w, cfg, "packed", lambda: pack_weight(w, cfg, weight_codes(w, cfg)))
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     """bfloat16 / float16 activations run in float32 (libtrix's kernels, and the fallback's accuracy)."""
     return torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
+
+
+# --------------------------------------------------------------------------------------------------
+# Eager inference path: forward on the packed inference kernels (the bits pack() gives), backward
+# by the same training ops (a gradient through an eval-mode module still works).
+
+
+class _PackedLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, q, s, packed):
+        ctx.save_for_backward(x, q, s)
+        return ops.matmul(x.detach().contiguous(), packed)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, q, s = ctx.saved_tensors
+        nx, nw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        dx, dw = torch.ops.trix.ternary_linear_backward(gy.contiguous(), x, q, s, nx, nw)
+        return (dx if nx else None), (dw if nw else None), None, None, None
+
+
+class _PackedTiledFFN(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, up, down, gates, idx32, packed, codes, tiles, activation):
+        x = x.detach().contiguous()
+        g = None if gates is None else gates.detach().contiguous()
+        need_grad = any(ctx.needs_input_grad[:4])
+        pre = torch.empty(x.shape[0], idx32.shape[1], up.shape[0] // tiles) if need_grad else None
+        y = ops.tiled_ffn(x, packed[0], packed[1], tiles, idx32, g, activation, hidden_pre=pre)
+        if need_grad:
+            ctx.save_for_backward(x, idx32, gates, pre, *codes)
+            ctx.meta = (tiles, activation)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, idx32, gates, pre, upq, ups, downq, downs = ctx.saved_tensors
+        tiles, activation = ctx.meta
+        nx, nu, nd, ng = ctx.needs_input_grad[:4]
+        dx, dup, ddown, dg = torch.ops.trix.tiled_ffn_backward(
+            gy.contiguous(), x, upq, ups, downq, downs, idx32, gates, pre, tiles, activation, nx, nu or nd,
+            ng and gates is not None)
+        return ((dx if nx else None), (dup if nu else None), (ddown if nd else None),
+                (dg if ng and gates is not None else None), None, None, None, None, None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -87,18 +141,17 @@ def ternary_linear_reference(x: torch.Tensor, w: torch.Tensor, cfg: QuantConfig 
 def ternary_linear(x: torch.Tensor, w: torch.Tensor, cfg: QuantConfig = QuantConfig(),
                    packed: Optional[ops.PackedTernary] = None, codes: Optional[Codes] = None) -> torch.Tensor:
     """y [N, M] = x [N, K] @ (scale * q(w))^T, differentiable in x and w (STE).
-    packed: the packed codes of w (used only when no gradient is needed: the inference path);
+    packed: the packed codes of w: the forward then runs the inference kernels (eager eval mode);
     codes: weight_codes(w, cfg) if already computed."""
     if x.dim() != 2 or w.dim() != 2 or x.shape[1] != w.shape[1]:
         raise ValueError(f"ternary_linear: arguments 'x' [N, K] and 'w' [M, K] must agree, got "
                          f"{list(x.shape)} and {list(w.shape)}")
     if triton_dispatch.applies(x, w):  # GPU path hook (issue 15)
         return triton_dispatch.ternary_linear(x, w, cfg)
-    if (packed is not None and use_libtrix(x) and not torch.is_grad_enabled()
-            and not torch.compiler.is_compiling()):
-        return ops.matmul(x.contiguous(), packed)
     dt = _compute_dtype(x)
     q, s = codes if codes is not None else weight_codes(w, cfg)
+    if packed is not None and use_libtrix(x) and not torch.compiler.is_compiling():
+        return _PackedLinear.apply(x, w, q, s, packed)
     y = torch.ops.trix.ternary_linear(x.to(dt), w, q, s)
     return y.to(x.dtype)
 
@@ -149,8 +202,8 @@ def tiled_ffn(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, tiles: int,
               codes: Optional[Tuple[Codes, Codes]] = None) -> torch.Tensor:
     """The tiled FFN with STE weights. x [N, d]; up [T*h, d]; down [T*d, h] (tile t = rows t*d..t*d+d-1,
     libtrix's layout); tile_idx [N, k] (int, -1 = unused slot); gates [N, k] or None (all 1).
-    Returns y [N, d]. packed: (up, down) packed under cfg, used only when no gradient is needed (the
-    inference path); codes: (weight_codes(up), weight_codes(down)) if already computed."""
+    Returns y [N, d]. packed: (up, down) packed under cfg: the forward then runs the inference
+    kernels, bit for bit what pack() gives (eager eval mode); codes: (weight_codes(up), weight_codes(down)) if already computed."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"tiled_ffn: argument 'activation' must be one of {ACTIVATIONS}, got {activation!r}")
     _check_ffn(x, up, down, tiles, tile_idx, gates)
@@ -158,13 +211,12 @@ def tiled_ffn(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, tiles: int,
         raise ValueError("tiled_ffn: argument 'cfg' must have per_row=False (one scale per projection)")
     if triton_dispatch.applies(x, up, down, gates):  # GPU path hook (issue 15)
         return triton_dispatch.tiled_ffn(x, up, down, tiles, tile_idx, gates, activation, cfg)
-    if (packed is not None and use_libtrix(x) and (gates is None or use_libtrix(gates))
-            and not torch.is_grad_enabled() and not torch.compiler.is_compiling()):
-        g32 = None if gates is None else gates.contiguous()
-        return ops.tiled_ffn(x.contiguous(), packed[0], packed[1], tiles, tile_idx.to(torch.int32).contiguous(), g32,
-                             activation)
     dt = _compute_dtype(x)
     (upq, ups), (downq, downs) = codes if codes is not None else (weight_codes(up, cfg), weight_codes(down, cfg))
+    if (packed is not None and use_libtrix(x) and (gates is None or use_libtrix(gates))
+            and not torch.compiler.is_compiling()):
+        return _PackedTiledFFN.apply(x, up, down, gates, tile_idx.to(torch.int32).contiguous(), packed,
+                                     (upq, ups, downq, downs), tiles, activation)
     y, _ = torch.ops.trix.tiled_ffn(x.to(dt), up, down, upq, ups, downq, downs, tile_idx,
                                     None if gates is None else gates.to(dt), tiles, activation)
     return y.to(x.dtype)

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import ops
-from ..autograd import ACTIVATIONS, activate, pack_weight, tiled_ffn, use_libtrix
+from ..autograd import ACTIVATIONS, activate, pack_weight, tiled_ffn, use_libtrix, weight_codes, weight_packed
 from ..quant import QuantConfig, ternary_codes, ternary_ste, ternary_ste_codes
 from ..triton import dispatch as triton_dispatch
 from .packing import Packable
@@ -120,7 +120,8 @@ class TriXFFN(Packable):
         """ternary_codes(up): computed once per forward call (cached for its duration)."""
         if self._call_cache is not None and "up" in self._call_cache:
             return self._call_cache["up"]
-        codes = ternary_codes(self.up.detach(), self.quant)
+        q, s = weight_codes(self.up, self.quant)  # libtrix's quantizer, cached while up is unchanged
+        codes = (q.to(self.up.dtype), s.to(self.up.dtype))
         if self._call_cache is not None:
             self._call_cache["up"] = codes
         return codes
@@ -314,19 +315,25 @@ class TriXFFN(Packable):
             gates = self._gates(tile, probs)
             if self._packed is not None:
                 packed = self._packed[:2]
-            elif use_libtrix(hin, self.up):  # quantize once: the same codes route, pack and sign
-                packed = (pack_weight(self.up, self.quant, self._up_codes()), pack_weight(self.down, self.quant))
+            elif not self.training and use_libtrix(hin, self.up) and not torch.compiler.is_compiling():
+                # eval without pack(): the packed inference kernels on weights packed once per change
+                packed = (weight_packed(self.up, self.quant), weight_packed(self.down, self.quant))
             else:
                 packed = None
-            y = tiled_ffn(hin, self.up, self.down, self.tiles, tile, gates, self.activation, self.quant, packed)
+            codes = (weight_codes(self.up, self.quant), weight_codes(self.down, self.quant))
+            y = tiled_ffn(hin, self.up, self.down, self.tiles, tile, gates, self.activation, self.quant, packed, codes)
             y = self._post(x2, y)
-            counts = torch.bincount(tile[tile >= 0].reshape(-1), minlength=self.tiles)
+            # counts [T] of used slots: a fixed-shape scatter (torch.compile traces it as one graph)
+            used = tile >= 0
+            counts = torch.zeros(self.tiles, dtype=torch.long, device=tile.device).scatter_add_(
+                0, tile.clamp(min=0).reshape(-1), used.reshape(-1).long())
             aux = self._aux(hin, xn, tile, probs, cluster)
         finally:
             self._call_cache = None
         if self.training:
             self._update_selection_state(counts)
-        self._telemetry.record(counts, hin, tok)
+        if not torch.compiler.is_compiling():  # telemetry accumulates on the host (eager only)
+            self._telemetry.record(counts, hin, tok)
         return y.reshape(shape), RoutingInfo(tile, cluster, scores, counts, scored), aux
 
     @torch.no_grad()

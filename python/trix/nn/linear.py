@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from .. import ops
-from ..autograd import pack_weight, ternary_linear, use_libtrix
+from ..autograd import pack_weight, ternary_linear, use_libtrix, weight_packed
 from ..quant import QuantConfig, fake_quant_activations
 from .packing import Packable
 
@@ -68,7 +68,10 @@ class TriXLinear(Packable):
         else:
             if self.act_quant:
                 x2 = fake_quant_activations(x2)
-            y = ternary_linear(x2, self.weight, self.quant, self._packed)
+            packed = self._packed
+            if packed is None and not self.training and use_libtrix(x2) and not torch.compiler.is_compiling():
+                packed = weight_packed(self.weight, self.quant)  # eval without pack(): packed once per change
+            y = ternary_linear(x2, self.weight, self.quant, packed)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features)
