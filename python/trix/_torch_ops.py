@@ -360,6 +360,28 @@ def _(xn, sig):
     return xn.new_empty(xn.shape[0], sig.shape[0])
 
 
+@torch.library.custom_op("trix::top_k", mutates_args=())
+def top_k(scores: Tensor, k: int) -> Tensor:
+    """Indices [N, k] (int64) of the k largest scores per row, best first, ties to the lower index."""
+    impl = _pick("top_k", scores)
+    if impl is not None:
+        return impl(scores, k)
+    from . import ops
+
+    idx, _ = ops.top_k(_c(scores), k)
+    return idx.long()
+
+
+@top_k.register_fake
+def _(scores, k):
+    return scores.new_empty(scores.shape[0], k, dtype=torch.long)
+
+
+def _top_k_torch(scores, k):
+    # A stable descending sort keeps equal scores in index order (libtrix's rule).
+    return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k].contiguous()
+
+
 def _route_scores_torch(xn, sig):
     return xn @ sig.to(xn.dtype).t()
 
@@ -371,4 +393,5 @@ _FALLBACK = {
     "tiled_ffn": _ffn_torch,
     "tiled_ffn_backward": _ffn_backward_torch,
     "route_scores": _route_scores_torch,
+    "top_k": _top_k_torch,
 }

@@ -74,6 +74,14 @@ def weight_codes(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> Codes:
     return make() if torch.compiler.is_compiling() else _cached(w, cfg, "codes", make)
 
 
+def weight_signatures(w: torch.Tensor, tiles: int, cfg: QuantConfig = QuantConfig()) -> torch.Tensor:
+    """Tile signatures [T, d] (w's dtype, values in {-1, 0, 1}) of an up weight w [T*h, d]: libtrix's
+    tile_signatures on the cached codes, computed once while w is unchanged."""
+    def make():
+        return torch.ops.trix.tile_signatures(weight_codes(w, cfg)[0], tiles).to(w.dtype)
+    return make() if torch.compiler.is_compiling() else _cached(w, cfg, f"signatures/{tiles}", make)
+
+
 def weight_packed(w: torch.Tensor, cfg: QuantConfig = QuantConfig()) -> ops.PackedTernary:
     """pack_weight(w, cfg) from the cached codes, itself cached while w is unchanged: what an
     unpacked model in eval mode runs on (the same bits as after pack())."""

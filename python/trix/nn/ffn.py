@@ -16,7 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import ops
-from ..autograd import ACTIVATIONS, activate, pack_weight, tiled_ffn, use_libtrix, weight_codes, weight_packed
+from ..autograd import (ACTIVATIONS, activate, pack_weight, tiled_ffn, use_libtrix, weight_codes, weight_packed,
+                        weight_signatures)
 from ..quant import QuantConfig, ternary_codes, ternary_ste, ternary_ste_codes
 from ..triton import dispatch as triton_dispatch
 from .packing import Packable
@@ -41,11 +42,7 @@ def select_top(scores: torch.Tensor, k: int) -> torch.Tensor:
     (libtrix's top_k rule)."""
     if triton_dispatch.applies(scores):  # GPU path (trix.triton): CUDA tensors, or forced under the interpreter
         return triton_dispatch.select_top(scores, k)
-    if use_libtrix(scores):
-        idx, _ = ops.top_k(scores.detach().contiguous(), k)
-        return idx.long()
-    # A stable descending sort keeps equal scores in index order.
-    return torch.sort(scores.detach(), dim=1, descending=True, stable=True).indices[:, :k]
+    return torch.ops.trix.top_k(scores.detach(), k)  # libtrix on CPU float32, a stable sort elsewhere
 
 
 class TriXFFN(Packable):
@@ -128,8 +125,7 @@ class TriXFFN(Packable):
 
     def signatures(self) -> torch.Tensor:
         """The tiles' current ternary signatures [T, d] (float, values in {-1, 0, 1})."""
-        q, _ = self._up_codes()
-        return torch.sign(q.view(self.tiles, self.hidden, self.d_model).sum(1))
+        return weight_signatures(self.up, self.tiles, self.quant)  # libtrix's, cached while up is unchanged
 
     def routing_signatures(self, method: Optional[str] = None) -> torch.Tensor:
         """The signature matrix S [T, d] a signature router scores against (method: default the
@@ -185,17 +181,20 @@ class TriXFFN(Packable):
         return self
 
     # ---------------------------------------------------------------- routing
-    def _scores(self, xn: torch.Tensor, sig: torch.Tensor, packed_sig: Optional[ops.PackedTernary]) -> torch.Tensor:
+    def _scores(self, xn: torch.Tensor, sig: torch.Tensor, packed_sig: Optional[ops.PackedTernary],
+                ternary: Optional[bool] = None) -> torch.Tensor:
         """Routing scores [N, T] = xn . sig^T: libtrix for ternary signatures on CPU float32 (also
-        when packed), else torch (float signatures, other devices)."""
-        if sig.is_floating_point() and packed_sig is None and not bool((sig == sig.round()).all()):
+        when packed), else torch (float signatures, other devices). ternary: whether sig holds only
+        -1 / 0 / 1 (None: look at it; torch.compile passes what the method guarantees)."""
+        if ternary is None:
+            ternary = packed_sig is not None or not sig.is_floating_point() or bool((sig == sig.round()).all())
+        if not ternary:
             return xn.detach() @ sig.to(xn.dtype).t()
         if packed_sig is None and triton_dispatch.applies(xn):  # GPU path (trix.triton)
             return triton_dispatch.route_scores(xn, sig)
-        if use_libtrix(xn):
-            psig = packed_sig if packed_sig is not None else ops.pack_int8(sig.to(torch.int8).cpu().contiguous())
-            return ops.route_scores(xn.detach().contiguous(), psig)
-        return xn.detach() @ sig.to(xn.dtype).t()
+        if packed_sig is not None and use_libtrix(xn):
+            return ops.route_scores(xn.detach().contiguous(), packed_sig)
+        return torch.ops.trix.route_scores(xn.detach(), sig.to(torch.int8))  # libtrix on CPU float32
 
     def _mode(self) -> str:
         """The routing in effect for this call."""
@@ -253,7 +252,8 @@ class TriXFFN(Packable):
             sig = self._packed[2]
             psig = ops.pack_int8(sig) if sig.dtype == torch.int8 else None
             return self._scores(xn, sig.float(), psig)
-        return self._scores(xn, self.routing_signatures(mode), None)
+        ternary = (mode != "mean_signature") if torch.compiler.is_compiling() else None
+        return self._scores(xn, self.routing_signatures(mode), None, ternary)
 
     def _autonomy_norms(self, x: torch.Tensor) -> torch.Tensor:
         """[N, T]: the L2 norm of each tile's own hidden activation act(up_t x) (the product the FFN

@@ -35,12 +35,25 @@ class RoutingInfo:
     scored: float = 0.0
 
 
+# A pytree node (tensors as children, `scored` as context): torch.export and torch.compile can then
+# return it from a traced forward.
+torch.utils._pytree.register_pytree_node(
+    RoutingInfo,
+    lambda r: ((r.tile, r.cluster, r.scores, r.counts), r.scored),
+    lambda children, scored: RoutingInfo(*children, scored),
+    serialized_type_name="trix.nn.routing.RoutingInfo",
+)
+
+
 def switch_balance_loss(probs: torch.Tensor, tile: torch.Tensor, tiles: int) -> torch.Tensor:
     """Switch Transformer load balance N * sum_i f_i * P_i (unweighted; 1 when perfectly balanced).
     probs [N, T] differentiable router probabilities; tile [N, k] the selected tiles (f_i from counts).
     The gradient flows through P only, as in Switch."""
-    valid = tile[tile >= 0]
-    f = torch.bincount(valid, minlength=tiles).to(probs.dtype) / max(int(valid.numel()), 1)
+    used = (tile >= 0).reshape(-1)
+    # counts by a fixed-shape scatter (not bincount of a masked select): one graph under torch.compile
+    counts = torch.zeros(tiles, dtype=probs.dtype, device=tile.device).scatter_add_(
+        0, tile.clamp(min=0).reshape(-1), used.to(probs.dtype))
+    f = counts / used.sum().clamp_min(1).to(probs.dtype)
     return tiles * (f * probs.mean(0)).sum()
 
 
