@@ -20,6 +20,16 @@ trix::TernaryCodes codes(const InArray& q, const InArray& s, const char* func, c
           static_cast<int64_t>(s.shape(0))};
 }
 
+// The up [T*h, d] and down [T*d, h] codes of a tiled FFN with model width d.
+trix::TiledCodes tiled_codes(const InArray& upq, const InArray& ups, const InArray& downq, const InArray& downs,
+                             int64_t tiles, int64_t d, const char* fn) {
+  const trix::TernaryCodes up = codes(upq, ups, fn, "up", kAny, d);
+  if (tiles <= 0 || up.rows % tiles != 0)
+    value_error(std::string(fn) + ": argument 'tiles' must be positive and divide up's " + std::to_string(up.rows) +
+                " rows, got " + std::to_string(tiles));
+  return {up, codes(downq, downs, fn, "down", tiles * d, up.rows / tiles), tiles};
+}
+
 // An optional float32 output of the given shape: nullptr for None.
 float* opt_out(nb::object o, OutArray& hold, const char* func, const char* name, std::initializer_list<int64_t> shape) {
   if (o.is_none()) return nullptr;
@@ -82,12 +92,8 @@ void bind_train(nb::module_& m) {
     const char* fn = "train_ffn_forward";
     check_array(x, fn, "x", DType::f32, {kAny, kAny});
     const int64_t n = x.shape(0), d = x.shape(1);
-    const trix::TernaryCodes up = codes(upq, ups, fn, "up", kAny, d);
-    if (tiles <= 0 || up.rows % tiles != 0)
-      value_error(std::string(fn) + ": argument 'tiles' must be positive and divide up's " + std::to_string(up.rows) +
-                  " rows, got " + std::to_string(tiles));
-    const int64_t h = up.rows / tiles;
-    const trix::TernaryCodes down = codes(downq, downs, fn, "down", tiles * d, h);
+    const trix::TiledCodes f = tiled_codes(upq, ups, downq, downs, tiles, d, fn);
+    const int64_t h = f.up.rows / tiles;
     check_array(tile_idx, fn, "tile_idx", DType::i32, {n, kAny});
     const int64_t k = tile_idx.shape(1);
     InArray hg;
@@ -96,7 +102,7 @@ void bind_train(nb::module_& m) {
     check_array(hidden_pre, fn, "hidden_pre", DType::f32, {n, k, h});
     const trix::Activation act = trix::parse_activation(activation, fn);
     nb::gil_scoped_release rel;
-    trix::ffn_train_forward(ptr<float>(x), n, {up, down, tiles}, act, ptr<int32_t>(tile_idx), pg, k, ptr<float>(y),
+    trix::ffn_train_forward(ptr<float>(x), n, f, act, ptr<int32_t>(tile_idx), pg, k, ptr<float>(y),
                             ptr<float>(hidden_pre));
   }, nb::arg("x"), nb::arg("upq"), nb::arg("up_scales"), nb::arg("downq"), nb::arg("down_scales"), nb::arg("tiles"),
      nb::arg("activation"), nb::arg("tile_idx"), nb::arg("gates").none(), nb::arg("out"), nb::arg("hidden_pre"));
@@ -109,12 +115,8 @@ void bind_train(nb::module_& m) {
     check_array(x, fn, "x", DType::f32, {kAny, kAny});
     const int64_t n = x.shape(0), d = x.shape(1);
     check_array(gy, fn, "gy", DType::f32, {n, d});
-    const trix::TernaryCodes up = codes(upq, ups, fn, "up", kAny, d);
-    if (tiles <= 0 || up.rows % tiles != 0)
-      value_error(std::string(fn) + ": argument 'tiles' must be positive and divide up's " + std::to_string(up.rows) +
-                  " rows, got " + std::to_string(tiles));
-    const int64_t h = up.rows / tiles;
-    const trix::TernaryCodes down = codes(downq, downs, fn, "down", tiles * d, h);
+    const trix::TiledCodes f = tiled_codes(upq, ups, downq, downs, tiles, d, fn);
+    const int64_t h = f.up.rows / tiles;
     check_array(tile_idx, fn, "tile_idx", DType::i32, {n, kAny});
     const int64_t k = tile_idx.shape(1);
     InArray hg;
@@ -127,7 +129,7 @@ void bind_train(nb::module_& m) {
     float* pdg = opt_out(dgates, hdg, fn, "dgates", {n, k});
     const trix::Activation act = trix::parse_activation(activation, fn);
     nb::gil_scoped_release rel;
-    trix::ffn_train_backward(ptr<float>(gy), ptr<float>(x), n, {up, down, tiles}, act, ptr<int32_t>(tile_idx), pg, k,
+    trix::ffn_train_backward(ptr<float>(gy), ptr<float>(x), n, f, act, ptr<int32_t>(tile_idx), pg, k,
                              ptr<float>(hidden_pre), pdx, pdu, pdd, pdg);
   }, nb::arg("gy"), nb::arg("x"), nb::arg("upq"), nb::arg("up_scales"), nb::arg("downq"), nb::arg("down_scales"),
      nb::arg("tiles"), nb::arg("activation"), nb::arg("tile_idx"), nb::arg("gates").none(), nb::arg("hidden_pre"),

@@ -240,13 +240,19 @@ def _(gy, x, upq, up_scale, downq, down_scale, tile_idx, gates, hidden_pre, tile
     return tuple(x.new_empty(s) for s in shapes)
 
 
-def _group(tile_idx: Tensor, tiles: int):
-    """Slots (row * k + slot) sorted by tile (stable), and per-tile counts; unused slots (-1) dropped."""
+def _routed_tiles(tile_idx: Tensor, tiles: int):
+    """Yields (tile, slots, rows) for every tile with a slot routed to it: slots (row * k + slot) in
+    increasing order and their rows; unused slots (-1) dropped."""
+    k = tile_idx.shape[1]
     flat = tile_idx.reshape(-1).long()
     valid = torch.nonzero(flat >= 0).squeeze(1)
     order = valid[torch.argsort(flat[valid], stable=True)]
-    counts = torch.bincount(flat[valid], minlength=tiles)
-    return order, counts.tolist()
+    start = 0
+    for t, c in enumerate(torch.bincount(flat[valid], minlength=tiles).tolist()):
+        if c:
+            slots = order[start:start + c]
+            yield t, slots, slots // k
+        start += c
 
 
 def _ffn_torch(x, up, down, upq, up_scale, downq, down_scale, tile_idx, gates, tiles, activation):
@@ -254,16 +260,9 @@ def _ffn_torch(x, up, down, upq, up_scale, downq, down_scale, tile_idx, gates, t
     k = tile_idx.shape[1]
     h = upq.shape[0] // tiles
     wu, wd = effective_weight(upq, up_scale, x.dtype), effective_weight(downq, down_scale, x.dtype)
-    order, counts = _group(tile_idx, tiles)
     pre = x.new_zeros(n * k, h)
     y = x.new_zeros(n, d)
-    start = 0
-    for t, c in enumerate(counts):
-        slots = order[start:start + c]
-        start += c
-        if c == 0:
-            continue
-        rows = slots // k
+    for t, slots, rows in _routed_tiles(tile_idx, tiles):
         p = x[rows] @ wu[t * h:(t + 1) * h].t()
         pre[slots] = p
         z = activate(activation, p) @ wd[t * d:(t + 1) * d].t()
@@ -279,17 +278,10 @@ def _ffn_backward_torch(gy, x, upq, up_scale, downq, down_scale, tile_idx, gates
     k = tile_idx.shape[1]
     h = upq.shape[0] // tiles
     wu, wd = effective_weight(upq, up_scale, x.dtype), effective_weight(downq, down_scale, x.dtype)
-    order, counts = _group(tile_idx, tiles)
     pre_all = hidden_pre.reshape(n * k, h)
     dx, dup, ddown = x.new_zeros(n, d), x.new_zeros(tiles * h, d), x.new_zeros(tiles * d, h)
     dg = x.new_zeros(n * k)
-    start = 0
-    for t, c in enumerate(counts):
-        slots = order[start:start + c]
-        start += c
-        if c == 0:
-            continue
-        rows = slots // k
+    for t, slots, rows in _routed_tiles(tile_idx, tiles):
         pre = pre_all[slots]
         a = activate(activation, pre)
         gs = gy[rows]
