@@ -7,6 +7,7 @@ void bind_cpu(nb::module_& m);
 void bind_memory(nb::module_& m);
 void bind_prepared(nb::module_& m);
 void bind_train(nb::module_& m);
+void bind_model(nb::module_& m);
 }
 
 NB_MODULE(_C, m) {
@@ -17,4 +18,5 @@ NB_MODULE(_C, m) {
   trix_py::bind_memory(m);
   trix_py::bind_prepared(m);
   trix_py::bind_train(m);
+  trix_py::bind_model(m);
 }

@@ -7,6 +7,7 @@ Importing ``trix`` loads neither torch nor matplotlib; they load on first use.
 from ._C import __version__, FormatError
 from ._C import simd_level, set_simd_level, available_simd_levels, set_num_threads, get_num_threads
 from . import memory  # the signature memory (numpy only, no torch)
+from .model import Model  # the C++ model engine on .trixm files (no torch)
 from .ops import (
     PackedTernary,
     PreparedMatrix,
@@ -35,7 +36,7 @@ __all__ = [
     "matmul", "matmul_t", "matmul_i8", "matmul_i8_acc", "tiled_ffn", "tile_signatures", "route_scores",
     "top_k", "route", "save", "load", "from_prototype", "to_prototype",
 ]
-__all__ += ["PreparedMatrix", "prepare"]
+__all__ += ["PreparedMatrix", "prepare", "Model"]
 __all__ += ["simd_level", "set_simd_level", "available_simd_levels", "set_num_threads", "get_num_threads"]
 
 # torch-using parts load lazily on first attribute access, so `import trix` does not import torch.

@@ -15,6 +15,7 @@ COMMANDS = {
     "bench": ("trix.bench.cli", "benchmarks against what a user would use instead (--memory, --train)"),
     "train": ("trix.train", "train one language model from a config (torchrun for several processes)"),
     "generate": ("trix.generate", "sample text from a checkpoint"),
+    "export": ("trix.export", "write a checkpoint as a .trixm model file for the C++ engine (trix_generate)"),
     "validate": ("trix.validate", "the one-command study of emergent routing on TinyShakespeare (--quick, --full)"),
 }
 

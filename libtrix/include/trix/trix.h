@@ -5,6 +5,7 @@
 #include "trix/format.h"
 #include "trix/matmul.h"
 #include "trix/memory.h"
+#include "trix/model.h"
 #include "trix/pack.h"
 #include "trix/prepared.h"
 #include "trix/quantize.h"
