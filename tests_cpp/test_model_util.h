@@ -45,11 +45,11 @@ inline trix::TensorData ternary_tensor(const std::string& name, const std::vecto
 }
 
 inline RandomModel random_model(trix::FfnKind ffn, trix::Routing routing, uint32_t seed = 1, bool ternary_attn = false,
-                                int64_t top_k = 1) {
+                                int64_t top_k = 1, int64_t d_model = 24, int64_t layers = 2) {
   using namespace trix;
   RandomModel m;
   ModelConfig& c = m.cfg;
-  c.vocab_size = 11, c.block_size = 12, c.n_layer = 2, c.n_head = 2, c.d_model = 24;
+  c.vocab_size = 11, c.block_size = 12, c.n_layer = layers, c.n_head = 2, c.d_model = d_model;
   c.ffn = ffn, c.routing = routing, c.tiles = ffn == FfnKind::mlp ? 1 : 4, c.top_k = ffn == FfnKind::mlp ? 1 : top_k;
   c.hidden = ffn == FfnKind::mlp ? 4 * c.d_model : c.d_model;
   c.activation = Activation::gelu;

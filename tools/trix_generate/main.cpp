@@ -1,8 +1,6 @@
 // trix_generate: run a .trixm model (written by `trix export`) from the command line.
 //   trix_generate model.trixm --prompt "ROMEO:" -n 200 --temperature 0     prompt + 200 characters
 //   trix_generate model.trixm --bench                                      tokens/s, like llama-bench
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -42,10 +40,17 @@ double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// Peak resident memory of this process (VmHWM; getrusage's maxrss would include the parent's
+// memory at fork on Linux), or -1 where /proc is missing.
 double peak_rss_mib() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  double kib = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::atof(line + 6);
+  std::fclose(f);
+  return kib / 1024.0;
 }
 
 double median(std::vector<double> v) {
