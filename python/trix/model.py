@@ -8,6 +8,7 @@ the same arguments. Importing this module imports numpy and trix._C only.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -27,6 +28,8 @@ class Model:
     @classmethod
     def load(cls, path) -> "Model":
         """Map and check a .trixm file; trix.FormatError (a ValueError) names the field that is wrong."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Model.load: no model file at '{path}'")
         return cls(_C.Model.load(str(path)))
 
     @property
