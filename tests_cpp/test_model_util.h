@@ -98,7 +98,7 @@ inline RandomModel random_model(trix::FfnKind ffn, trix::Routing routing, uint32
       pack_int8(up.data(), T * h, d, packed.data());
       tile_signatures(TernaryView{packed.data(), T * h, d, nullptr, 0}, T, sig.data());
       t.push_back(ternary_tensor(p + "ffn.signatures", sig, T, d, {}));
-      if (ffn == FfnKind::hierarchical) {
+      if (ffn == FfnKind::hierarchical && routing == Routing::emergent) {
         std::vector<int32_t> cl;
         for (int64_t i = 0; i < T; ++i) cl.push_back(static_cast<int32_t>(i % c.clusters));
         t.push_back(int_tensor(p + "ffn.cluster_of", cl));

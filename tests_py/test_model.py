@@ -30,7 +30,9 @@ def _cases():
         cases += [dict(ffn=ffn, routing=m) for m in methods]
     cases += [dict(ffn="tiled", train_mode="dense"), dict(ffn="sparse", top_k=2), dict(ffn="sparse", ternary_attention=True),
               dict(ffn="sparse", bias_rate=0.01), dict(ffn="hierarchical", top_p=2, top_k=2),
-              dict(ffn="sparse", routing="learned", top_k=2), dict(ffn="sparse", activation="relu")]
+              dict(ffn="sparse", routing="learned", top_k=2), dict(ffn="sparse", activation="relu"),
+              dict(ffn="hierarchical", hier_wrapper=False), dict(ffn="sparse", routing="autonomy", top_k=2),
+              dict(ffn="sparse", ema_decay=0.9)]
     return cases
 
 
@@ -157,3 +159,12 @@ def test_stubs_describe_the_model_api():
     for name in ("class Model", "class ModelState", "def save_model", "def generate", "def forward"):
         assert name in text
     assert Path(trix._C.__file__).with_name("py.typed").exists()
+
+
+def test_export_refuses_what_the_engine_does_not_compute(tmp_path):
+    with pytest.raises(ValueError, match="gate"):
+        export_model(_model(ffn="sparse", gate="prob"), CHARS, tmp_path / "m.trixm")
+    m = _model(ffn="tiled", train_mode="dense")
+    m.set_inference_routing("first")
+    with pytest.raises(ValueError, match="first"):
+        export_model(m, CHARS, tmp_path / "m.trixm")

@@ -76,7 +76,9 @@ std::vector<Spec> expected_tensors(const ModelConfig& c) {
       case Routing::emergent:
       case Routing::random_signatures:
         s.push_back({p + "ffn.signatures", TensorKind::ternary, T, d, Scales::none});
-        if (c.ffn == FfnKind::hierarchical) s.push_back({p + "ffn.cluster_of", TensorKind::i32, T, 1});
+        // Only emergent routing goes through the cluster tree; other methods route flat.
+        if (c.ffn == FfnKind::hierarchical && c.routing == Routing::emergent)
+          s.push_back({p + "ffn.cluster_of", TensorKind::i32, T, 1});
         break;
       case Routing::mean_signature: s.push_back({p + "ffn.signatures", TensorKind::f32, T, d}); break;
       case Routing::learned: s.push_back({p + "ffn.gate", TensorKind::f32, T, d}); break;
@@ -330,7 +332,7 @@ void parse_model(ModelImpl& m) {
         if (L.hash[v] < 0 || L.hash[v] >= T)
           bad(detail::concat("tensor '", p, "ffn.hash': entry ", v, " = ", L.hash[v], " is not a tile in [0, ", T, ")"));
     }
-    if (c.ffn == FfnKind::hierarchical && L.sig.data) {
+    if (c.ffn == FfnKind::hierarchical && c.routing == Routing::emergent) {
       L.cluster_of = i32(p + "ffn.cluster_of");
       std::vector<int64_t> members(static_cast<size_t>(c.clusters), 0);
       for (int64_t t = 0; t < T; ++t) {

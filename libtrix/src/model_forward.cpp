@@ -56,34 +56,20 @@ void add_bias_rows(float* s, int64_t n, int64_t t, const float* bias) {
     for (int64_t j = 0; j < t; ++j) s[i * t + j] += bias[j];
 }
 
-// Autonomy-of-Experts: every tile's hidden act(up_t x); the k largest ||hidden_t||_2 win, and each
-// winner's own hidden goes through its down projection (gate 1).
-void autonomy_ffn(const ModelLayer& L, const ModelConfig& c, const float* x, int64_t n, float* y) {
-  const int64_t T = c.tiles, h = c.hidden, d = c.d_model, k = c.top_k;
-  std::vector<float> hid(static_cast<size_t>(n * T * h)), norms(static_cast<size_t>(n * T));
+// Autonomy-of-Experts scores: ||act(up_t x)||_2 of every tile's own hidden activation [n, T] (the
+// module computes them from the same packed up product; the winner then runs through tiled_ffn).
+void autonomy_scores(const ModelLayer& L, const ModelConfig& c, const float* x, int64_t n, float* norms) {
+  const int64_t T = c.tiles, h = c.hidden;
+  std::vector<float> hid(static_cast<size_t>(n * T * h));
   matmul(x, n, L.tiles.up, hid.data());
-  for (float& v : hid) v = activate(c.activation, v);
   for (int64_t i = 0; i < n * T; ++i) {
     double s = 0;
-    for (int64_t r = 0; r < h; ++r) s += static_cast<double>(hid[i * h + r]) * hid[i * h + r];
+    for (int64_t r = 0; r < h; ++r) {
+      const double v = activate(c.activation, hid[i * h + r]);
+      s += v * v;
+    }
     norms[i] = static_cast<float>(std::sqrt(s));
   }
-  add_bias_rows(norms.data(), n, T, L.select_bias);
-  std::vector<int32_t> idx(static_cast<size_t>(n * k));
-  std::vector<float> val(static_cast<size_t>(n * k));
-  top_k(norms.data(), n, T, k, idx.data(), val.data());
-  std::fill(y, y + n * d, 0.0f);
-  const int64_t rb = L.tiles.down.row_bytes();
-  std::vector<float> out(static_cast<size_t>(d));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < k; ++j) {
-      const int64_t t = idx[i * k + j];
-      const TernaryView& dn = L.tiles.down;
-      const TernaryView slice{dn.data + t * d * rb, d, h, dn.n_scales == 1 ? dn.scales : (dn.scales ? dn.scales + t * d : nullptr),
-                              dn.n_scales == 1 ? 1 : (dn.n_scales ? d : 0)};
-      matmul(hid.data() + (i * T + t) * h, 1, slice, out.data());
-      for (int64_t col = 0; col < d; ++col) y[i * d + col] += out[col];
-    }
 }
 
 // The tiled FFN on x [n, d] (the FFN's input), routed by the layer's method; y [n, d].
@@ -104,7 +90,12 @@ void tiled_forward(const ModelLayer& L, const ModelConfig& c, const float* x, in
     normalize_rows(x, n, d, xn.data());
   };
   switch (c.routing) {
-    case Routing::autonomy: autonomy_ffn(L, c, x, n, y); return;
+    case Routing::autonomy:
+      scores.resize(static_cast<size_t>(n * T));
+      autonomy_scores(L, c, x, n, scores.data());
+      add_bias_rows(scores.data(), n, T, L.select_bias);
+      pick(c.top_k);
+      break;
     case Routing::dense:
       k = T;
       idx.resize(static_cast<size_t>(n * T));
@@ -143,7 +134,7 @@ void tiled_forward(const ModelLayer& L, const ModelConfig& c, const float* x, in
     case Routing::emergent:
     case Routing::random_signatures:
       normalized();
-      if (L.memory && !L.select_bias) {  // the hierarchical tree, as the packed Python path
+      if (L.memory && !L.select_bias) {  // (L.memory: hierarchical emergent only)  // the hierarchical tree, as the packed Python path
         SearchOptions opt;
         opt.k = c.top_k, opt.probes = c.top_p;
         const SearchResult r = L.memory->search(xn.data(), n, opt);

@@ -18,6 +18,8 @@ from . import _C
 
 Tensor = Tuple[str, np.ndarray, int, np.ndarray]
 _NO_SCALES = np.zeros(0, dtype=np.float32)
+# The routing methods of trix::Model (libtrix/include/trix/model.h), in its numbering.
+_C_ROUTINGS = ("emergent", "learned", "random", "hash", "dense", "random_signatures", "mean_signature", "autonomy")
 
 
 def _f32(name: str, t) -> Tensor:
@@ -65,7 +67,7 @@ def _ffn_tensors(p: str, ffn, mode: str) -> List[Tensor]:
     if mode in ("emergent", "random_signatures"):
         sig = ffn.routing_signatures().to(torch.int8).cpu().contiguous()
         out.append(_ternary(p + "signatures", ops.pack_int8(sig.numpy())))
-        if isinstance(ffn, HierarchicalTriXFFN):
+        if isinstance(ffn, HierarchicalTriXFFN) and mode == "emergent":  # the tree; other methods route flat
             out.append(_i32(p + "cluster_of", ffn.cluster_of))
     elif mode == "mean_signature":
         out.append(_f32(p + "signatures", ffn.routing_signatures()))
@@ -94,6 +96,13 @@ def model_tensors(model) -> Tuple[Dict[str, Any], List[Tensor]]:
     if len(modes) != 1:
         raise ValueError(f"trix export: every block must route the same way, got {sorted(modes)}")
     mode = modes.pop()
+    if mode not in _C_ROUTINGS:
+        raise ValueError(f"trix export: inference routing {mode!r} is not supported by the engine")
+    for f in ffns if tiled else []:
+        if getattr(f, "gate_rule", "unit") != "unit":
+            raise ValueError(f"trix export: gate={f.gate_rule!r} is not supported by the engine (gate 'unit' is)")
+        if getattr(f, "inference_scale", 1.0) != 1.0:
+            raise ValueError("trix export: a rescaled inference routing override (Option A) is not supported")
     eps = {m.eps for m in model.modules() if isinstance(m, nn.LayerNorm)}
     if len(eps) != 1:
         raise ValueError(f"trix export: every LayerNorm must have the same eps, got {sorted(eps)}")

@@ -31,7 +31,7 @@ enum class Routing : uint32_t {
   dense = 4,              // every tile, gate 1
   random_signatures = 5,  // as emergent, signatures fixed at init (stored like emergent's)
   mean_signature = 6,     // scores = normalize(x) . sig^T against float signatures
-  autonomy = 7,           // every tile's ||act(up_t x)||_2, top-k; the winner's own hidden is used
+  autonomy = 7,           // scores = every tile's ||act(up_t x)||_2, top-k
 };
 constexpr uint32_t kRoutingCount = 8;
 
