@@ -61,7 +61,11 @@ def test_identical_greedy_text_and_close_logits(tmp_path, kw, one_torch_thread):
     m = _model(**kw)
     path = export_model(m, CHARS, tmp_path / "m.trixm")
     engine = trix.Model.load(path)
-    m.pack()
+    # HierarchicalTriXFFN.pack() loads its signatures into a SignatureMemory, which takes ternary keys
+    # only: with mean_signature's float signatures it raises, so that case is compared with the
+    # unpacked eval path (what `trix generate` runs); every other case with the packed path.
+    if not (kw.get("ffn") == "hierarchical" and kw.get("routing") == "mean_signature"):
+        m.pack()
     n = 40  # past block_size 24: exercises the re-encoded window too
     assert engine.generate(PROMPT, n, temperature=0) == _torch_greedy(m, PROMPT, n)
     idx = np.array([[CHARS.index(c) for c in "ROMEO: be or not"]], dtype=np.int32)
