@@ -46,7 +46,18 @@ same_text "$B/train/ckpt.pt" train-sparse-emergent
 trix_generate "$B/train-sparse-emergent.trixm" --bench --pp 64 --tg 16 --reps 1 | tail -3
 
 if [ -d build/ci-validate/models ]; then
-  for ck in build/ci-validate/models/*/ckpt.pt; do
+  # One checkpoint per distinct (ffn, routing, train_mode, hierarchy wrapper) of the study: bounded time.
+  python3 - > "$B/validate.txt" <<'PY'
+import glob, torch
+seen = set()
+for ck in sorted(glob.glob("build/ci-validate/models/*/ckpt.pt")):
+    m = torch.load(ck, map_location="cpu", weights_only=False)["model_config"]
+    key = (m.get("ffn"), m.get("routing"), m.get("train_mode"), m.get("hier_wrapper"))
+    if key not in seen:
+        seen.add(key)
+        print(ck)
+PY
+  while read -r ck; do
     same_text "$ck" "validate-$(basename "$(dirname "$ck")")"
-  done
+  done < "$B/validate.txt"
 fi
