@@ -112,3 +112,13 @@ def test_option_a_rescale_multiplies_the_one_tile_by_t():
     m.set_inference_routing("first", rescale=True)
     yt = ffn(h)[0]
     torch.testing.assert_close(yt, y1 * ffn.tiles, rtol=1e-5, atol=1e-6)
+
+
+def test_hierarchical_module_with_float_signatures_packs():
+    """mean_signature signatures are float: the packed module routes flat (no signature tree)."""
+    m = TriXLM(TriXLMConfig(**dict(BASE, ffn="hierarchical", routing="mean_signature", tiles=16, clusters=4,
+                                   seed=0))).eval()
+    x = torch.randint(0, 20, (2, 12))
+    ref = m(x)[0]
+    m.pack()
+    torch.testing.assert_close(m(x)[0], ref, rtol=1e-5, atol=1e-5)

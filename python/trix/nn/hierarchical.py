@@ -72,6 +72,8 @@ class HierarchicalTriXFFN(TriXFFN):
         """Packs the tiles and loads their signatures into a libtrix SignatureMemory with this module's
         clusters, so packed emergent routing scores top_p clusters plus their members, not all T tiles."""
         super().pack()
+        if self._packed[2].dtype != torch.int8:  # float signatures (mean_signature) route flat, no tree
+            return self
         from ..memory import SignatureMemory
 
         mem = SignatureMemory.from_signatures(self._packed[2].numpy())
