@@ -163,8 +163,12 @@ class SignatureMemory {
   };
   struct Level {                // signatures of one upper level, children of a parent contiguous
     int64_t count = 0;
-    std::vector<uint8_t> sig;   // packed [count, d]
+    std::vector<uint8_t> sig;   // packed [count, d]: sign of the members' sum (saved)
     std::vector<int64_t> child_begin;  // count + 1 ranges into the next level (or the leaves)
+    // Routing keys (derived from the members' sums, never saved): the scaled ternary vector
+    // route_scale[c] * route[c] nearest the members' mean; search ranks nodes by that score.
+    std::vector<uint8_t> route;        // packed [count, d]
+    std::vector<float> route_scale;    // [count]
   };
   struct Loc {
     int32_t cluster = -1;
@@ -182,6 +186,10 @@ class SignatureMemory {
   int64_t nearest_leaf(const int8_t* sig) const;
   void erase(int64_t id);
   void refresh_leaf_signature(int64_t c);
+  // Routing keys (Level::route) from the clusters' sums: of leaf c and its ancestors, or of all.
+  void refresh_route(int64_t c);
+  void refresh_routes();
+  void refresh_node_route(size_t level, int64_t c);
   void check_drift();
   void prepare_cluster(Cluster& cl) const;
 
