@@ -5,7 +5,7 @@ import numpy as np
 from trix import memory
 from trix.bench.memory_compare import make_keys, make_queries, recalls
 
-N, PROBES = 16384, 2  # docs/memory.md: p = 2 reaches >= 0.99 recall@1 from 16K to 1M family keys
+N, PROBES = 16384, 4  # docs/memory.md "The recall ceiling": p = 4 gives >= 0.99 recall@1 at 16K and at 1M keys
 
 
 def test_family_keys_reach_099_recall_at_documented_probes():
@@ -17,10 +17,9 @@ def test_family_keys_reach_099_recall_at_documented_probes():
     exact = mem.search(q, k=1, exact=True).scores
     r1, _ = recalls(mem.search(q, k=1, probes=PROBES).scores, exact)
     assert r1 >= 0.99, r1
-    # without the fix (sign-of-sum routing, unrepaired k-means) this measured 0.96-0.98 at 1M; the
-    # single probe must stay well above that ceiling's cause, not only the probed curve
+    # sign-of-sum routing gave 0.976 at one probe here (memory_diagnose --n 16384), routing keys 0.988
     r1_one, _ = recalls(mem.search(q, k=1, probes=1).scores, exact)
-    assert r1_one >= 0.97, r1_one
+    assert r1_one >= 0.98, r1_one
 
 
 def test_routing_follows_updates_and_survives_save_load(tmp_path):

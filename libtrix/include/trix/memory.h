@@ -27,8 +27,11 @@ struct KMeansOptions {
 int64_t kmeans_capacity(int64_t n, int64_t k, double slack);
 
 // x: [n, d] int8. Returns the cluster of every row in [0, k). Every cluster holds between 1 and
-// kmeans_capacity(n, k, slack) rows. Centroids are ternary: sign of the sum of their members' rows.
-// centroids, if not null, receives them as int8 [k, d]. Integer arithmetic only: deterministic.
+// kmeans_capacity(n, k, slack) rows. Rows are assigned by the routing key of each cluster (the
+// scaled ternary vector nearest its members' mean, as search ranks leaves); a cluster left with
+// under a quarter of the capacity is reseeded at the row that fits its best cluster worst.
+// centroids, if not null, receives the sign of each cluster's member sum as int8 [k, d].
+// Integer scores, correctly rounded double arithmetic and a seeded RNG: deterministic.
 std::vector<int32_t> balanced_kmeans(const int8_t* x, int64_t n, int64_t d, int64_t k,
                                      const KMeansOptions& opt = {}, int8_t* centroids = nullptr);
 

@@ -17,6 +17,18 @@ from .. import memory
 from .memory_compare import D, make_queries, recalls
 
 
+def ternary_fit(r: np.ndarray) -> np.ndarray:
+    """Per row, the scaled ternary a * t nearest r (least squares): numpy twin of route_key."""
+    mag = np.abs(r)
+    srt = -np.sort(-mag, axis=1)
+    kept = np.arange(1, r.shape[1] + 1)
+    best = np.argmax(np.cumsum(srt, axis=1) ** 2 / kept, axis=1)
+    thr = srt[np.arange(len(r)), best][:, None]
+    t = np.sign(r) * ((mag >= thr) & (thr > 0))
+    a = (mag * (t != 0)).sum(1) / np.maximum(1, (t != 0).sum(1))
+    return a[:, None] * t
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1 << 20)
@@ -48,7 +60,11 @@ def main(argv=None) -> int:
     ex = mem.search(q, k=1, exact=True)
     truth = ex.ids[:, 0]
     print("exact answers in their family's main leaf", round(float(np.mean(leaf[truth] == main_leaf[lab[truth]])), 4))
-    for name, cent in (("sign-of-sum", np.sign(sums)), ("float mean", sums / np.maximum(1, sizes)[:, None])):
+    mean = sums / np.maximum(1, sizes)[:, None]
+    one = ternary_fit(mean)
+    keys_by_name = (("sign-of-sum", np.sign(sums)), ("routing key (1 plane)", one),
+                    ("2 planes", one + ternary_fit(mean - one)), ("float mean", mean))
+    for name, cent in keys_by_name:
         s = q @ cent.T.astype(np.float32)
         rank = (s > s[np.arange(nq), leaf[truth]][:, None]).sum(1)
         print(name, "rank of the exact answer's leaf:",
