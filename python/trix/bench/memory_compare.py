@@ -256,13 +256,18 @@ def main(argv: List[str] = None) -> int:
     keys = make_keys(a.n, np.random.default_rng(a.n), a.keys)
     rows = run_compare(keys, a.queries.split(","), a.nq, [int(t) for t in a.threads.split(",")], a.reps,
                        a.methods.split(","), a.keys)
+    return report(info, a, rows)
+
+
+def report(info: Dict[str, Any], args: argparse.Namespace, rows: List[Dict[str, Any]]) -> int:
+    """Prints the machine, load and peak memory and the table; writes them as JSON if asked."""
     info["load_avg_after"] = os.getloadavg()
     info["peak_rss_gib"] = round(peak_rss_gib(), 2)
     print(info)
     print(table(rows))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(dict(machine=info, args=vars(a), rows=rows), f, indent=1)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(machine=info, args=vars(args), rows=rows), f, indent=1)
     return 0
 
 
