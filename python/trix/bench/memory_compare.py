@@ -221,11 +221,12 @@ def run_compare(keys: np.ndarray, kinds: List[str], nq: int, threads: List[int],
                 r1, r10 = recalls(meth.search_fn(ix, q, 10, p), truth[kind])
                 exact = p is None
                 qt = q[:200] if exact else q
-                for t in threads:
+                for t in threads if reps > 0 else [max(threads)]:  # reps 0: recall only, not timed
                     set_threads(t)
-                    qps = median_qps(lambda: meth.search_fn(ix, qt, 10, p), len(qt), reps)
+                    qps = median_qps(lambda: meth.search_fn(ix, qt, 10, p), len(qt), reps) if reps > 0 else float("nan")
                     rows.append(dict(keys=label, N=len(keys), queries=kind, method=meth.name,
-                                     param="all" if exact else p, threads=t, nq=len(q), qps=round(qps),
+                                     param="all" if exact else p, threads=t, nq=len(q),
+                                     qps=round(qps) if qps == qps else "not timed",
                                      recall1=round(r1, 4), recall10=round(r10, 4), build_s=round(build_s, 1),
                                      bytes_per_key=round(float(bpk), 1)))
                 print(rows[-1], flush=True)
@@ -246,7 +247,7 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--keys", default="families", choices=["families", "random", "tiles"])
     ap.add_argument("--n", type=int, default=1 << 20)
     ap.add_argument("--nq", type=int, default=2000)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=5, help="timed runs per point (0: recall only)")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--queries", default="near,uniform,pair")
     ap.add_argument("--methods", default="trix,flat,hnsw,ivfflat,ivfsq8,ivfpq,binivf")
