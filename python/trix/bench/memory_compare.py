@@ -4,8 +4,7 @@ binary IVF on the keys' sign bits, exact flat), one thread and two (docs/memory.
     python -m trix.bench.memory_compare --keys families --n 1048576 [--json out.json]
 
 Keys (d = 256): "families" (round(sqrt(N)) centres, each element redrawn from {-1, 0, 1} with
-probability 0.5), "random" (i.i.d. ternary), "tiles" (signatures of the tiles of trained TriXFFN
-layers: trix.bench.memory_tiles). Queries: "near" (a key plus Gaussian noise at SNR 1), "uniform"
+probability 0.5), "random" (i.i.d. ternary). Queries: "near" (a key plus Gaussian noise at SNR 1), "uniform"
 (i.i.d. N(0, 1)), "pair" (the sum of two keys as floats: compositional retrieval). Ground truth is
 exact float search (FAISS IndexFlatIP, top 10). recall@1: the returned best score reaches the true
 best (ties are not misses); recall@10: the share of the 10 returned scores that reach the true 10th.
@@ -30,9 +29,6 @@ SNR = 1.0
 
 def make_keys(n: int, rng: np.random.Generator, kind: str, chunk: int = 1 << 20) -> np.ndarray:
     """int8 [n, D] keys, generated in chunks (10M keys fit in their own 2.5 GiB)."""
-    if kind == "tiles":
-        from .memory_tiles import trained_tile_signatures
-        return trained_tile_signatures(n, D, seed=int(rng.integers(1 << 31)))
     out = np.empty((n, D), np.int8)
     centres = rng.integers(-1, 2, size=(max(1, int(round(math.sqrt(n)))), D), dtype=np.int8)
     for b in range(0, n, chunk):
@@ -244,7 +240,7 @@ def table(rows: List[Dict[str, Any]]) -> str:
 
 def main(argv: List[str] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--keys", default="families", choices=["families", "random", "tiles"])
+    ap.add_argument("--keys", default="families", choices=["families", "random"])
     ap.add_argument("--n", type=int, default=1 << 20)
     ap.add_argument("--nq", type=int, default=2000)
     ap.add_argument("--reps", type=int, default=5, help="timed runs per point (0: recall only)")
