@@ -280,7 +280,7 @@ void seed_merged(const int8_t* x, int64_t m, int64_t d, int64_t k, double slack,
   const int64_t k2 = std::min(m, 2 * k);
   const int64_t rb = packed_row_bytes(d);
   if (k2 <= k) return seed_plus_plus(x, m, d, k, rng, packed);
-  Assigner pre{x, m, d, k2, kmeans_capacity(m, k2, slack), {}, {}, {}, {}, {}};
+  Assigner pre{x, m, d, k2, kmeans_capacity(m, k2, slack), {}, {}, {}, {}, {}, {}};
   pre.packed.resize(static_cast<size_t>(k2 * rb));
   seed_plus_plus(x, m, d, k2, rng, pre.packed.data());
   for (int it = 0; it < 3; ++it) pre.run(), pre.update();
@@ -378,7 +378,7 @@ std::vector<int32_t> balanced_kmeans(const int8_t* x, int64_t n, int64_t d, int6
   }
 
   const int64_t rb = packed_row_bytes(d);
-  mem::Assigner a{tx, m, d, k, kmeans_capacity(m, k, opt.slack), {}, {}, {}, {}, {}};
+  mem::Assigner a{tx, m, d, k, kmeans_capacity(m, k, opt.slack), {}, {}, {}, {}, {}, {}};
   a.packed.resize(static_cast<size_t>(k * rb));
   mem::seed_merged(tx, m, d, k, opt.slack, rng, a.packed.data());
   std::vector<int32_t> prev;
