@@ -306,7 +306,8 @@ TEST(MemorySearch, BadArgumentsNameTheArgument) {
 
 TEST(MemorySearch, BuildFromAssignmentSearchesTheGivenClusters) {
   // The caller's clusters are used as they are: with one probe, a query only sees its best leaf's
-  // tiles, and that leaf is scored by the sign of its members' sum.
+  // tiles, and leaves are ranked by their routing key a * (q . t): the scaled ternary vector nearest
+  // the members' mean in least squares (reference: every threshold tried, in double).
   const int64_t n = 24, d = 40, k = 4;
   const auto keys = trix_test::random_ternary(n * d, 5);
   SignatureMemory m = SignatureMemory::from_int8(keys.data(), n, d);
@@ -315,21 +316,47 @@ TEST(MemorySearch, BuildFromAssignmentSearchesTheGivenClusters) {
   m.build_from_assignment(leaf.data(), n, k);
   ASSERT_EQ(m.num_clusters(), k);
   for (int64_t i = 0; i < n; ++i) EXPECT_EQ(m.cluster_of(i), leaf[i]);
+  std::vector<double> key(static_cast<size_t>(k * d), 0.0);  // a * t per leaf
+  for (int64_t c = 0; c < k; ++c) {
+    std::vector<double> mean(static_cast<size_t>(d), 0.0);
+    int count = 0;
+    for (int64_t i = 0; i < n; ++i)
+      if (leaf[i] == c) {
+        ++count;
+        for (int64_t j = 0; j < d; ++j) mean[j] += keys[i * d + j];
+      }
+    for (auto& v : mean) v /= count;
+    double best_err = 1e300;
+    for (int64_t t0 = 0; t0 < d; ++t0) {  // threshold |mean[t0]|: keep every element at least that large
+      const double thr = std::abs(mean[t0]);
+      if (thr == 0) continue;
+      double s = 0;
+      int kept = 0;
+      for (int64_t j = 0; j < d; ++j)
+        if (std::abs(mean[j]) >= thr) s += std::abs(mean[j]), ++kept;
+      const double a = s / kept;
+      double err = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        const double t = std::abs(mean[j]) >= thr ? (mean[j] > 0 ? 1 : -1) : 0;
+        err += (mean[j] - a * t) * (mean[j] - a * t);
+      }
+      if (err < best_err - 1e-12) {
+        best_err = err;
+        for (int64_t j = 0; j < d; ++j)
+          key[c * d + j] = std::abs(mean[j]) >= thr ? (mean[j] > 0 ? a : -a) : 0.0;
+      }
+    }
+  }
   const auto q = trix_test::random_floats(10 * d, 6);
   SearchOptions one;
   one.probes = 1;
   const auto r = m.search(q.data(), 10, one);
   for (int64_t qi = 0; qi < 10; ++qi) {
-    // independent reference: best leaf by its sign-of-sum signature, then the best tile inside it
     int64_t best_leaf = -1, best_tile = -1;
     double best_leaf_score = -1e300, best_tile_score = -1e300;
     for (int64_t c = 0; c < k; ++c) {
       double s = 0;
-      for (int64_t j = 0; j < d; ++j) {
-        int sum = 0;
-        for (int64_t i = 0; i < n; ++i) sum += leaf[i] == c ? keys[i * d + j] : 0;
-        s += q[qi * d + j] * ((sum > 0) - (sum < 0));
-      }
+      for (int64_t j = 0; j < d; ++j) s += q[qi * d + j] * key[c * d + j];
       if (s > best_leaf_score) best_leaf_score = s, best_leaf = c;
     }
     for (int64_t i = 0; i < n; ++i) {

@@ -113,6 +113,7 @@ void SignatureMemory::install(const std::vector<int64_t>& ids, const std::vector
     levels_.push_back(std::move(top));
   }
   levels_.push_back(std::move(leaf_level));
+  refresh_routes();
   built_size_ = size_;
   if (prepared_)
     for (Cluster& cl : clusters_) prepare_cluster(cl);
@@ -141,6 +142,38 @@ void SignatureMemory::build_from_assignment(const int32_t* leaf_of, int64_t n, i
   opts_.auto_rebuild = false;  // the caller owns the clustering: never replace it behind its back
   dirty_ = false;
   install(ids, x, leaves, {0, k});
+}
+
+// Routing keys follow the clusters' sums: a node's sum is the total of the leaves under it.
+void SignatureMemory::refresh_node_route(size_t l, int64_t c) {
+  Level& lv = levels_[l];
+  if (lv.route.size() != lv.sig.size()) lv.route.assign(lv.sig.size(), kZeroByte);
+  lv.route_scale.resize(static_cast<size_t>(lv.count));
+  int64_t lo = c, hi = c + 1;
+  for (size_t i = l; i + 1 < levels_.size(); ++i) lo = levels_[i].child_begin[lo], hi = levels_[i].child_begin[hi];
+  std::vector<int64_t> sum(static_cast<size_t>(dim_), 0);
+  int64_t count = 0;
+  for (int64_t leaf = lo; leaf < hi; ++leaf) {
+    const Cluster& cl = clusters_[static_cast<size_t>(leaf)];
+    for (int64_t j = 0; j < dim_; ++j) sum[j] += cl.sum[j];
+    count += static_cast<int64_t>(cl.ids.size());
+  }
+  lv.route_scale[c] = mem::route_key(sum.data(), count, dim_, lv.route.data() + c * rb_);
+}
+
+void SignatureMemory::refresh_route(int64_t c) {
+  for (size_t l = levels_.size(); l-- > 0;) {
+    refresh_node_route(l, c);
+    if (l > 0) {
+      const auto& cb = levels_[l - 1].child_begin;
+      c = (std::upper_bound(cb.begin(), cb.end(), c) - cb.begin()) - 1;
+    }
+  }
+}
+
+void SignatureMemory::refresh_routes() {
+  for (size_t l = 0; l < levels_.size(); ++l)
+    for (int64_t c = 0; c < levels_[l].count; ++c) refresh_node_route(l, c);
 }
 
 }  // namespace trix

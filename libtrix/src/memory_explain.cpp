@@ -62,8 +62,8 @@ Explanation SignatureMemory::explain(const float* q, const SearchOptions& opt) c
     std::vector<int32_t> tmp;
     for (size_t l = 0; l < path.size(); ++l) {
       float s = 0;
-      mem::score(q, 1, dim_, levels_[l].sig.data() + path[l] * rb_, 1, &s, 1, tmp);
-      e.path_scores.push_back(s);
+      mem::score(q, 1, dim_, levels_[l].route.data() + path[l] * rb_, 1, &s, 1, tmp);
+      e.path_scores.push_back(s * levels_[l].route_scale[path[l]]);  // the score search ranks nodes by
     }
     e.path = std::move(path);
   }

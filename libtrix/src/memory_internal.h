@@ -87,4 +87,11 @@ void push_scores(TopK& t, const float* s, int64_t count, IdOf id_of) {
 // Packs an int8 row of sign(sum) into out (packed_row_bytes(d) bytes).
 void pack_sign(const int32_t* sum, int64_t d, uint8_t* out);
 
+// The routing key of a node whose `count` members sum to `sum`: the ternary t and scale a >= 0
+// minimizing |mean - a t|^2 (t keeps the elements of largest |sum|, as many as maximize
+// (sum of kept |sum|)^2 / kept; ties at the threshold all kept or all dropped). Packs t into out and
+// returns a. sign(sum) keeps the elements where the members disagree (mean ~ 0) at full weight:
+// measured in docs/memory.md, that noise is most of the routing misses.
+float route_key(const int64_t* sum, int64_t count, int64_t d, uint8_t* out);
+
 }  // namespace trix::mem

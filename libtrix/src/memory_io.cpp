@@ -178,6 +178,7 @@ SignatureMemory SignatureMemory::deserialize(const uint8_t* bytes, uint64_t n) {
   if (total != size) bad("tile count does not match the header");
   if (r.left != 0) bad("trailing bytes in the payload");
   m.size_ = static_cast<int64_t>(size);
+  m.refresh_routes();  // routing keys are derived from the sums, never saved
   return m;
 }
 

@@ -17,10 +17,11 @@ namespace {
 constexpr int64_t kQueryChunk = 256;  // queries per kernel call
 constexpr int64_t kRowChunk = 4096;   // signatures per kernel call
 
-// Scores queries qs (rows of q, gathered) against m packed rows and pushes (score, id_of(r)).
+// Scores queries qs (rows of q, gathered) against m packed rows and pushes (score, id_of(r)); with
+// scale, row r's score is multiplied by scale[r] (routing keys).
 template <typename T, typename IdOf>
 void scan(const T* q, int64_t d, const std::vector<int64_t>& qs, const uint8_t* rows, int64_t m, int64_t rb,
-          IdOf id_of, std::vector<mem::TopK>& tops, std::vector<int64_t>& scored) {
+          IdOf id_of, std::vector<mem::TopK>& tops, std::vector<int64_t>& scored, const float* scale = nullptr) {
   std::vector<T> buf;
   std::vector<float> s;
   std::vector<int32_t> tmp;
@@ -36,6 +37,9 @@ void scan(const T* q, int64_t d, const std::vector<int64_t>& qs, const uint8_t* 
       const int64_t mr = std::min(kRowChunk, m - r0);
       s.resize(static_cast<size_t>(nq * mr));
       mem::score(qb, nq, d, rows + r0 * rb, mr, s.data(), mr, tmp);
+      if (scale)
+        for (int64_t i = 0; i < nq; ++i)
+          for (int64_t r = 0; r < mr; ++r) s[i * mr + r] *= scale[r0 + r];
       for (int64_t i = 0; i < nq; ++i) {
         mem::push_scores(tops[qs[i0 + i]], s.data() + i * mr, mr, [&](int64_t r) { return id_of(r0 + r); });
         scored[qs[i0 + i]] += mr;
@@ -152,15 +156,16 @@ SearchResult SignatureMemory::search_impl(const T* q, int64_t n, const SearchOpt
       if (l == 0) {
         std::vector<int64_t> all(static_cast<size_t>(n));
         for (int64_t i = 0; i < n; ++i) all[i] = i;
-        scan(q, dim_, all, lv.sig.data(), lv.count, rb_, [](int64_t r) { return r; }, next, res.scored);
+        scan(q, dim_, all, lv.route.data(), lv.count, rb_, [](int64_t r) { return r; }, next, res.scored,
+             lv.route_scale.data());
       } else {
         const Level& parent = levels_[l - 1];
         const auto groups = by_block(sel, parent.count);
         for (int64_t p = 0; p < parent.count; ++p) {
           const int64_t lo = parent.child_begin[p], hi = parent.child_begin[p + 1];
           if (groups[p].empty() || hi == lo) continue;
-          scan(q, dim_, groups[p], lv.sig.data() + lo * rb_, hi - lo, rb_, [lo](int64_t r) { return lo + r; }, next,
-               res.scored);
+          scan(q, dim_, groups[p], lv.route.data() + lo * rb_, hi - lo, rb_, [lo](int64_t r) { return lo + r; }, next,
+               res.scored, lv.route_scale.data() + lo);
         }
       }
       sel = std::move(next);

@@ -67,7 +67,8 @@ int64_t SignatureMemory::nbytes() const {
   for (const Cluster& c : clusters_)
     b += static_cast<int64_t>(c.rows.size() + c.ids.size() * sizeof(int64_t) + c.sum.size() * sizeof(int32_t));
   for (const Level& l : levels_)
-    b += static_cast<int64_t>(l.sig.size() + l.child_begin.size() * sizeof(int64_t));
+    b += static_cast<int64_t>(l.sig.size() + l.child_begin.size() * sizeof(int64_t) + l.route.size() +
+                              l.route_scale.size() * sizeof(float));
   return b;
 }
 
@@ -99,9 +100,9 @@ int64_t SignatureMemory::nearest_leaf(const int8_t* sig) const {
   int64_t lo = 0, hi = levels_[0].count, best = 0;
   for (size_t l = 0; l < levels_.size(); ++l) {
     s.resize(static_cast<size_t>(hi - lo));
-    mem::score(sig, 1, dim_, levels_[l].sig.data() + lo * rb_, hi - lo, s.data(), hi - lo, tmp);
-    mem::TopK top(1);
-    for (int64_t r = 0; r < hi - lo; ++r) top.push({s[r], lo + r});
+    mem::score(sig, 1, dim_, levels_[l].route.data() + lo * rb_, hi - lo, s.data(), hi - lo, tmp);
+    mem::TopK top(1);  // ranked as search ranks nodes: by routing key
+    for (int64_t r = 0; r < hi - lo; ++r) top.push({s[r] * levels_[l].route_scale[lo + r], lo + r});
     best = top.v[0].id;
     if (l + 1 < levels_.size()) lo = levels_[l].child_begin[best], hi = levels_[l].child_begin[best + 1];
   }
@@ -111,6 +112,7 @@ int64_t SignatureMemory::nearest_leaf(const int8_t* sig) const {
 void SignatureMemory::refresh_leaf_signature(int64_t c) {
   if (levels_.empty()) return;
   mem::pack_sign(clusters_[c].sum.data(), dim_, levels_.back().sig.data() + c * rb_);
+  refresh_route(c);
 }
 
 void SignatureMemory::insert(int64_t id, const int8_t* sig) {

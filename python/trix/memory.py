@@ -38,8 +38,10 @@ def balanced_kmeans(signatures: Any, k: int, seed: int = 0, iters: int = 10, sla
 
     signatures: int8 [N, d] (any integer values in [-128, 127]; ternary is the intended use).
     Returns the cluster of every row, int32 [N], values in [0, k); every cluster holds between 1 and
-    ``kmeans_capacity(N, k, slack)`` rows. Centroids are ternary, sign of the sum of their members;
-    with ``return_centroids`` the result is ``(assignment [N], centroids int8 [k, d])``.
+    ``kmeans_capacity(N, k, slack)`` rows. Rows are assigned by each cluster's routing key (the
+    scaled ternary vector nearest its members' mean, the key search ranks leaves by); a starved
+    cluster is reseeded (docs/memory.md). With ``return_centroids`` the result is
+    ``(assignment [N], centroids int8 [k, d])``, the sign of each cluster's member sum.
     Deterministic: the same inputs and seed give the same result on every machine.
     Above ``k * max_train_per_cluster`` rows the centroids are trained on a seeded sample, then
     every row is assigned.

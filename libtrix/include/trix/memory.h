@@ -27,8 +27,11 @@ struct KMeansOptions {
 int64_t kmeans_capacity(int64_t n, int64_t k, double slack);
 
 // x: [n, d] int8. Returns the cluster of every row in [0, k). Every cluster holds between 1 and
-// kmeans_capacity(n, k, slack) rows. Centroids are ternary: sign of the sum of their members' rows.
-// centroids, if not null, receives them as int8 [k, d]. Integer arithmetic only: deterministic.
+// kmeans_capacity(n, k, slack) rows. Rows are assigned by the routing key of each cluster (the
+// scaled ternary vector nearest its members' mean, as search ranks leaves); a cluster left with
+// under a quarter of the capacity is reseeded at the row that fits its best cluster worst.
+// centroids, if not null, receives the sign of each cluster's member sum as int8 [k, d].
+// Integer scores, correctly rounded double arithmetic and a seeded RNG: deterministic.
 std::vector<int32_t> balanced_kmeans(const int8_t* x, int64_t n, int64_t d, int64_t k,
                                      const KMeansOptions& opt = {}, int8_t* centroids = nullptr);
 
@@ -163,8 +166,12 @@ class SignatureMemory {
   };
   struct Level {                // signatures of one upper level, children of a parent contiguous
     int64_t count = 0;
-    std::vector<uint8_t> sig;   // packed [count, d]
+    std::vector<uint8_t> sig;   // packed [count, d]: sign of the members' sum (saved)
     std::vector<int64_t> child_begin;  // count + 1 ranges into the next level (or the leaves)
+    // Routing keys (derived from the members' sums, never saved): the scaled ternary vector
+    // route_scale[c] * route[c] nearest the members' mean; search ranks nodes by that score.
+    std::vector<uint8_t> route;        // packed [count, d]
+    std::vector<float> route_scale;    // [count]
   };
   struct Loc {
     int32_t cluster = -1;
@@ -182,6 +189,10 @@ class SignatureMemory {
   int64_t nearest_leaf(const int8_t* sig) const;
   void erase(int64_t id);
   void refresh_leaf_signature(int64_t c);
+  // Routing keys (Level::route) from the clusters' sums: of leaf c and its ancestors, or of all.
+  void refresh_route(int64_t c);
+  void refresh_routes();
+  void refresh_node_route(size_t level, int64_t c);
   void check_drift();
   void prepare_cluster(Cluster& cl) const;
 
