@@ -323,3 +323,16 @@ TEST(Hostile, MemoryIndexOptionsFromAFileAreBounded) {
   o.kmeans.iters = kMaxKMeansIters + 1;
   expect_invalid([&] { m.build(o); }, "iters");
 }
+
+// Found by fuzz_memory: loading an empty memory passed a null pointer to memcpy (undefined
+// behaviour, reported by UBSan in the sanitizer build of this suite).
+TEST(Hostile, EmptyMemoryRoundTripsWithoutUndefinedBehaviour) {
+  for (bool tree : {false, true}) {
+    SignatureMemory m(16);
+    if (tree) m.build();
+    const std::vector<uint8_t> b = m.serialize();
+    const SignatureMemory back = SignatureMemory::deserialize(b.data(), b.size());
+    EXPECT_EQ(back.size(), 0);
+    EXPECT_EQ(back.serialize(), b);
+  }
+}

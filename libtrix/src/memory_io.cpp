@@ -48,7 +48,12 @@ struct Reader {
                                        " bytes left can hold (corrupt file)"));
     return n;
   }
-  void bytes(uint8_t* out, uint64_t n) { need(n); std::memcpy(out, p, n); p += n, left -= n; }
+  void bytes(uint8_t* out, uint64_t n) {
+    need(n);
+    if (n == 0) return;  // out may be null (an empty vector): memcpy(nullptr, .., 0) is undefined
+    std::memcpy(out, p, n);
+    p += n, left -= n;
+  }
 };
 
 // The most ids a file of `payload` bytes may have issued: the id map costs 8 bytes per id on load,
