@@ -9,19 +9,24 @@ cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
 BUDGET=${FUZZ_SECONDS:-150}
 
-if ! command -v clang++ >/dev/null; then
-  if command -v apt-get >/dev/null; then
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >/dev/null \
-      || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang >/dev/null
-  fi
+# clang and its libFuzzer/sanitizer runtimes (Debian: clang, libclang-rt-dev), installed if a test
+# program does not build.
+fuzzer_works() {
+  command -v clang++ >/dev/null && echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' |
+    clang++ -x c++ -fsanitize=fuzzer,address,undefined -o /tmp/trix-fuzz-probe - >/dev/null 2>&1
+}
+if ! fuzzer_works && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >/dev/null
 fi
+fuzzer_works || { echo "fuzz.sh: clang with libFuzzer is not available" >&2; exit 1; }
+rm -f /tmp/trix-fuzz-probe
 
 B=build/fuzz
 cmake -S . -B "$B" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRIX_BUILD_FUZZ=ON \
   -DTRIX_BUILD_TESTS=OFF -DTRIX_BUILD_TOOLS=OFF >/dev/null
-cmake --build "$B" -j "$JOBS" 2>&1 | grep -v "unknown warning option\|warning generated" || true
-test -x "$B/fuzz/trix_fuzz_seeds"
+if ! cmake --build "$B" -j "$JOBS" >"$B/build.log" 2>&1; then cat "$B/build.log"; exit 1; fi
 
 targets=()
 for src in fuzz/fuzz_*.cpp; do n=$(basename "$src" .cpp); targets+=("${n#fuzz_}"); done
