@@ -50,7 +50,7 @@ def test_train(capsys, files):
     fails_cleanly(capsys, ["train", "--config", files["missing"]], "missing")
     fails_cleanly(capsys, ["train", "--config", files["bad_json"]])
     fails_cleanly(capsys, ["train", "--config", files["wrong_type"], "--data", files["text"], "--out", out,
-                           "--no-progress"])
+                           "--no-progress"], "config field 'iters' must be of type int, got str 'many'")
     fails_cleanly(capsys, ["train", "--data", files["missing"]])
     fails_cleanly(capsys, ["train", "--data", files["corrupt"], "--out", out])
     fails_cleanly(capsys, ["train", "--iters", "abc"])
@@ -87,7 +87,7 @@ def test_checkpoints_are_data_not_code(capsys, tmp_path, monkeypatch):
     evil = tmp_path / "evil.pt"
     torch.save({"train_config": {"model_factory": "trix.train:build_trix_lm"}, "model_config": {}, "model": {},
                 "vocab": "ab", "payload": _Boom()}, evil)
-    fails_cleanly(capsys, ["generate", str(evil)], "not a readable checkpoint")
+    fails_cleanly(capsys, ["generate", str(evil)], "holds more than tensors and plain data")
     assert not (tmp_path / "pwned").exists()
     # a factory named in the file is looked up, never imported
     named = tmp_path / "named.pt"
@@ -161,6 +161,25 @@ def test_bench_and_demo(capsys, files):
     fails_cleanly(capsys, ["bench", "--quick", "--json", str(Path(files["missing"]) / "out.json")], "does not exist")
     fails_cleanly(capsys, ["bench", "--quick", "--memory", "--train"])
     fails_cleanly(capsys, ["bench", "--no-such-flag"])
-    fails_cleanly(capsys, ["demo", "--dim", "-4"])
-    fails_cleanly(capsys, ["demo", "--tiles", "0"])
+    fails_cleanly(capsys, ["demo", "--dim", "-4"], "argument --dim must be >= 1")
+    fails_cleanly(capsys, ["demo", "--tiles", "0"], "argument --tiles must be >= 1")
     fails_cleanly(capsys, ["demo", "--tiles", "abc"])
+
+
+def test_spawned_workers_find_the_factories_registered_in_code():
+    """A fresh interpreter (trix validate's worker processes) inherits the registrations through the
+    environment, not through any file; without it the name is unknown."""
+    import os
+    import subprocess
+    import sys
+
+    import test_train  # registers its stand-in factory
+
+    here = str(Path(test_train.__file__).parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]))
+    code = "from trix import train as T; print(T.resolve_factory('test_train:make_standin').__name__)"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "make_standin", r.stderr
+    env.pop("TRIX_MODEL_FACTORIES")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "unknown model factory" in r.stderr

@@ -100,6 +100,10 @@ def build_trix_lm(model_cfg: Dict[str, Any]):
 # here and never imported, so a downloaded file cannot run code (docs/format.md "Checkpoints").
 # Users add theirs in code with register_model_factory; `--model-factory module:function` on the
 # command line imports one explicitly (import_model_factory), which is the user's own choice.
+# Worker processes (spawned: fresh interpreters) learn the factories this process registered from
+# code through the environment variable TRIX_MODEL_FACTORIES ("name=module:function;..."), which this
+# process writes and its children inherit; it is never read from a file.
+_FACTORY_ENV = "TRIX_MODEL_FACTORIES"
 _FACTORIES: Dict[str, Callable[[Dict[str, Any]], Any]] = {DEFAULT_FACTORY: build_trix_lm}
 _LEGACY_NAMES = {"trix.train:build_trix_lm": DEFAULT_FACTORY}  # what checkpoints before the registry name
 
@@ -116,6 +120,27 @@ def register_model_factory(name: str, fn: Callable[[Dict[str, Any]], Any]) -> No
     if not callable(fn):
         raise TypeError(f"register_model_factory: argument 'fn' must be callable, got {type(fn).__name__}")
     _FACTORIES[name] = fn
+    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if mod and mod != "__main__" and "<" not in qual and "=" not in name and ";" not in name:
+        entries = [e for e in os.environ.get(_FACTORY_ENV, "").split(";") if e and not e.startswith(name + "=")]
+        os.environ[_FACTORY_ENV] = ";".join(entries + [f"{name}={mod}:{qual}"])
+
+
+def _factory_from_parent(name: str) -> Optional[Callable[[Dict[str, Any]], Any]]:
+    """The factory a parent process registered under name (see TRIX_MODEL_FACTORIES), imported."""
+    for entry in os.environ.get(_FACTORY_ENV, "").split(";"):
+        key, _, target = entry.rpartition("=")
+        if key == name and ":" in target:
+            mod, _, qual = target.partition(":")
+            try:
+                fn: Any = importlib.import_module(mod)
+                for part in qual.split("."):
+                    fn = getattr(fn, part)
+            except (ImportError, AttributeError):
+                return None
+            _FACTORIES.setdefault(name, fn)
+            return _FACTORIES[name]
+    return None
 
 
 def model_factories() -> List[str]:
@@ -145,7 +170,7 @@ def resolve_factory(spec: str) -> Callable[[Dict[str, Any]], Any]:
     if not isinstance(spec, str):
         raise ValueError(f"model factory must be a registered name, got {type(spec).__name__}")
     spec = _LEGACY_NAMES.get(spec, spec)
-    if spec not in _FACTORIES:
+    if spec not in _FACTORIES and _factory_from_parent(spec) is None:
         raise ValueError(f"unknown model factory {spec!r}; registered: {model_factories()} (register yours in code "
                          f"with trix.train.register_model_factory; a name in a file is never imported)")
     return _FACTORIES[spec]
@@ -436,6 +461,12 @@ def read_checkpoint(path: Path, device: str = "cpu", keys=MODEL_KEYS) -> Dict[st
     try:
         ck = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file; all mean "not a checkpoint"
+        text = str(e)
+        if "Weights only load failed" in text:  # torch's advice to retry unsafely is not ours to repeat
+            why = next((ln.strip() for ln in text.splitlines() if "Unsupported" in ln), "")
+            why = why.split(" was not an allowed global")[0]
+            raise CheckpointError(f"{path}: not a readable checkpoint: it holds more than tensors and plain data"
+                                  f"{' (' + why + ')' if why else ''}, and checkpoints are read as data only") from None
         raise CheckpointError(f"{path}: not a readable checkpoint ({_one_line(e)})") from None
     if not isinstance(ck, dict):
         raise CheckpointError(f"{path}: not a TriX checkpoint (a {type(ck).__name__}, expected a dict)")
@@ -529,6 +560,20 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
+_FIELD_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
+
+
+def check_config_types(cfg: TrainConfig) -> None:
+    """A config file's values against the fields' declared types: a wrong type is a one-line
+    ValueError before training, not a TypeError deep inside it."""
+    for name, f in TrainConfig.__dataclass_fields__.items():
+        t = str(f.type)
+        want = dict if t.startswith("Dict") else _FIELD_TYPES.get(t)
+        v = getattr(cfg, name)
+        if want is not None and (not isinstance(v, want) or (isinstance(v, bool) and t != "bool")):
+            raise ValueError(f"config field {name!r} must be of type {t}, got {type(v).__name__} {v!r}")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -540,6 +585,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)  # N processes on N cores: one thread each avoids oversubscription
     try:
         cfg = config_from_args(args)
+        check_config_types(cfg)
         dataset = load_dataset(args.data)
     except (DataError, ValueError, OSError) as e:
         print(f"trix train: {e}", file=sys.stderr)
