@@ -61,6 +61,13 @@ void bind_core(nb::module_& m) {
     trix::unpack_int8(ptr<uint8_t>(data), data.shape(0), cols, ptr<int8_t>(out));
   }, nb::arg("packed"), nb::arg("cols"), nb::arg("out"));
 
+  m.def("validate_packed", [](InArray data, int64_t cols) {
+    if (cols < 0) value_error("PackedTernary: argument 'cols' must be >= 0, got " + std::to_string(cols));
+    check_array(data, "PackedTernary", "data", DType::u8, {kAny, trix::packed_row_bytes(cols)});
+    nb::gil_scoped_release rel;
+    trix::validate_packed(ptr<uint8_t>(data), data.shape(0), cols, "PackedTernary");
+  }, nb::arg("data"), nb::arg("cols"), "Checks dtype, shape and every code (no 11, zero padding).");
+
   m.def("quantize_ternary", [](InArray w, const std::string& rule, float threshold, bool per_row, OutArray q,
                                OutArray scales) {
     check_array(w, "quantize_ternary", "w", DType::f32, {kAny, kAny});

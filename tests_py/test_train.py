@@ -119,6 +119,11 @@ def make_standin(cfg: dict) -> StandInLM:
     return StandInLM(cfg)
 
 
+# Factories are looked up by name, never imported from a file: the stand-in registers itself (a
+# subprocess gets it from --model-factory on its command line).
+T.register_model_factory(STANDIN, make_standin)
+
+
 def tiny_text(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     words = ["the ", "king ", "and ", "queen ", "Rome ", "\n", ", ", "fair ", "day. "]
@@ -232,7 +237,8 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     cfg.write_text(json.dumps(asdict(tiny_config(iters=8, eval_interval=8, lr=3e-3))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
-    base = ["-m", "trix", "train", "--config", str(cfg), "--data", str(data), "--no-progress", "--threads", "1"]
+    base = ["-m", "trix", "train", "--config", str(cfg), "--data", str(data), "--no-progress", "--threads", "1",
+            "--model-factory", STANDIN]
     one = subprocess.run([sys.executable] + base + ["--out", str(tmp_path / "one")], env=env,
                          capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "contracts.h"
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
 #include "trix/error.h"
@@ -37,6 +38,10 @@ void tiled_ffn(const float* x, int64_t n, const TiledFFN& f, Activation act, con
   TRIX_CHECK_ARG(n >= 0, "tiled_ffn", "x", "must have a non-negative row count, got ", n);
   TRIX_CHECK_ARG(k >= 1, "tiled_ffn", "tile_idx", "must have at least one slot per row, got ", k);
   const int64_t T = f.tiles, h = f.hidden(), d = f.dim();
+  const size_t yb = detail::bytes_of(n * d, sizeof(float)), hb = detail::bytes_of(n * k * h, sizeof(float));
+  detail::check_no_overlap("tiled_ffn", "out", y, yb, "x", x, yb);
+  detail::check_no_overlap("tiled_ffn", "hidden_pre", hidden_pre, hb, "x", x, yb);
+  detail::check_no_overlap("tiled_ffn", "hidden_pre", hidden_pre, hb, "out", y, yb);
   for (int64_t s = 0; s < n * k; ++s)
     TRIX_CHECK_ARG(tile_idx[s] >= -1 && tile_idx[s] < T, "tiled_ffn", "tile_idx", "must hold tile ids in [0, ",
                    T, ") or -1, got ", tile_idx[s], " at [", s / k, ", ", s % k, "]");

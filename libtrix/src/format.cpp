@@ -1,5 +1,6 @@
 #include "trix/format.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -20,7 +21,6 @@ uint64_t get_u64(const uint8_t* p) { uint64_t v = 0; for (int i = 7; i >= 0; --i
 void put_f32(uint8_t* p, float f) { uint32_t u; std::memcpy(&u, &f, 4); put_u32(p, u); }
 float get_f32(const uint8_t* p) { uint32_t u = get_u32(p); float f; std::memcpy(&f, &u, 4); return f; }
 
-constexpr uint64_t kMaxDim = uint64_t(1) << 40;  // a guard against absurd shapes in a corrupt header
 }  // namespace
 
 uint32_t crc32(const uint8_t* data, uint64_t n, uint32_t crc) {
@@ -45,6 +45,11 @@ uint64_t serialized_bytes(const TernaryView& v) {
 
 std::vector<uint8_t> serialize(const TernaryView& v) {
   check_view(v, "serialize", "v");
+  TRIX_CHECK_ARG(static_cast<uint64_t>(v.rows) <= kMaxPackedDim && static_cast<uint64_t>(v.cols) <= kMaxPackedDim,
+                 "serialize", "v", "must have at most ", kMaxPackedDim, " rows and columns, got [", v.rows, ", ", v.cols, "]");
+  validate_packed(v.data, v.rows, v.cols, "serialize");
+  for (int64_t i = 0; i < v.n_scales; ++i)
+    TRIX_CHECK_ARG(std::isfinite(v.scales[i]), "serialize", "v", "must have finite scales, got ", v.scales[i], " at ", i);
   std::vector<uint8_t> out(serialized_bytes(v), 0);
   uint8_t* h = out.data();
   const uint64_t data_bytes = static_cast<uint64_t>(v.rows * v.row_bytes());
@@ -79,28 +84,43 @@ PackedTernary deserialize(const uint8_t* bytes, uint64_t n) {
   if (get_u32(bytes + 12) != kLayoutRowBlock128)
     throw FormatError(detail::concat("deserialize: unknown layout ", get_u32(bytes + 12)));
   const uint64_t rows = get_u64(bytes + 16), cols = get_u64(bytes + 24);
-  if (rows > kMaxDim || cols > kMaxDim) throw FormatError("deserialize: implausible shape in header");
-  if (get_u32(bytes + 32) != kBlockWeights || get_u32(bytes + 36) != packed_row_bytes(static_cast<int64_t>(cols)))
-    throw FormatError("deserialize: block size or row stride does not match the shape");
+  if (rows > kMaxPackedDim) throw FormatError(detail::concat("deserialize: field 'rows' is ", rows, ", the maximum is ", kMaxPackedDim));
+  if (cols > kMaxPackedDim) throw FormatError(detail::concat("deserialize: field 'cols' is ", cols, ", the maximum is ", kMaxPackedDim));
+  const uint64_t rb = static_cast<uint64_t>(packed_row_bytes(static_cast<int64_t>(cols)));
+  if (get_u32(bytes + 32) != kBlockWeights)
+    throw FormatError(detail::concat("deserialize: field 'block weights' is ", get_u32(bytes + 32), ", expected ", kBlockWeights));
+  if (get_u32(bytes + 36) != rb)
+    throw FormatError(detail::concat("deserialize: field 'row bytes' is ", get_u32(bytes + 36), ", cols ", cols, " needs ", rb));
   const uint64_t n_scales = get_u64(bytes + 40), data_bytes = get_u64(bytes + 48);
   if (n_scales != 0 && n_scales != 1 && n_scales != rows)
-    throw FormatError(detail::concat("deserialize: scale count ", n_scales, " is neither 0, 1 nor rows (", rows, ")"));
-  if (data_bytes != rows * static_cast<uint64_t>(packed_row_bytes(static_cast<int64_t>(cols))))
-    throw FormatError("deserialize: data size does not match the shape");
+    throw FormatError(detail::concat("deserialize: field 'scales' is ", n_scales, ", neither 0, 1 nor rows (", rows, ")"));
+  // rows * rb can exceed 2^64 (2^40 rows of 2^38 bytes): compare by division, against the bytes present.
+  const uint64_t present = n - kHeaderBytes;
+  if (rb != 0 && rows > present / rb)
+    throw FormatError(detail::concat("deserialize: field 'rows' is ", rows, " rows of ", rb, " bytes, but the file has only ",
+                                     present, " bytes after the header (truncated or corrupt)"));
+  if (data_bytes != rows * rb)
+    throw FormatError(detail::concat("deserialize: field 'data bytes' is ", data_bytes, ", rows * row bytes is ", rows * rb));
+  if (n_scales > (present - data_bytes) / 4)
+    throw FormatError(detail::concat("deserialize: field 'scales' is ", n_scales, ", but only ", present - data_bytes,
+                                     " bytes follow the rows (truncated or corrupt)"));
   const uint64_t expect = kHeaderBytes + data_bytes + 4 * n_scales;
   if (n != expect)
     throw FormatError(detail::concat("deserialize: size ", n, " bytes, header says ", expect, n < expect ? " (truncated)" : " (trailing bytes)"));
   if (get_u32(bytes + 56) != crc32(bytes + kHeaderBytes, n - kHeaderBytes))
     throw FormatError("deserialize: payload checksum mismatch (corrupt data)");
+  // Every code valid, zero padding, finite scales: a tensor that loads is safe with every API.
+  validate_packed(bytes + kHeaderBytes, static_cast<int64_t>(rows), static_cast<int64_t>(cols), "deserialize");
   PackedTernary out;
   out.rows = static_cast<int64_t>(rows);
   out.cols = static_cast<int64_t>(cols);
   out.data.assign(bytes + kHeaderBytes, bytes + kHeaderBytes + data_bytes);
   out.scales.resize(n_scales);
-  for (uint64_t i = 0; i < n_scales; ++i) out.scales[i] = get_f32(bytes + kHeaderBytes + data_bytes + 4 * i);
-  // Validate every code (no 11, zero padding) so a loaded tensor is always well-formed.
-  std::vector<int8_t> scratch(static_cast<size_t>(cols));
-  for (int64_t r = 0; r < out.rows; ++r) unpack_int8(out.data.data() + r * out.view().row_bytes(), 1, out.cols, scratch.data());
+  for (uint64_t i = 0; i < n_scales; ++i) {
+    out.scales[i] = get_f32(bytes + kHeaderBytes + data_bytes + 4 * i);
+    if (!std::isfinite(out.scales[i]))
+      throw FormatError(detail::concat("deserialize: scale ", i, " is ", out.scales[i], ", not a finite number"));
+  }
   return out;
 }
 

@@ -4,15 +4,28 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "contracts.h"
 #include "kernels/parallel.h"
 #include "trix/error.h"
 #include "trix/threads.h"
 
 namespace trix {
 
+namespace {
+// out [n, outs] of `each` bytes must not overlap in [n, ins] nor W's bytes and scales.
+void check_out(const char* f, const char* out_name, const void* out, int64_t outs, size_t each, const char* in_name,
+               const void* in, int64_t ins, size_t in_each, int64_t n, const TernaryView& w) {
+  const size_t ob = detail::bytes_of(n * outs, each);
+  detail::check_no_overlap(f, out_name, out, ob, in_name, in, detail::bytes_of(n * ins, in_each));
+  detail::check_no_overlap(f, out_name, out, ob, "w", w.data, detail::bytes_of(w.rows * w.row_bytes(), 1));
+  detail::check_no_overlap(f, out_name, out, ob, "w.scales", w.scales, detail::bytes_of(w.n_scales, sizeof(float)));
+}
+}  // namespace
+
 void matmul(const float* x, int64_t n, const TernaryView& w, float* y) {
   check_view(w, "matmul", "w");
   TRIX_CHECK_ARG(n >= 0, "matmul", "x", "must have a non-negative row count, got ", n);
+  check_out("matmul", "out", y, w.rows, sizeof(float), "x", x, w.cols, sizeof(float), n, w);
   if (n == 0 || w.rows == 0) return;
   const kernels::Kernels& kern = kernels::active();
   parallel_for(w.rows, kernels::row_grain(n, w.cols), [&](int64_t b, int64_t e) {
@@ -26,6 +39,7 @@ void matmul(const float* x, int64_t n, const TernaryView& w, float* y) {
 void matmul_t(const float* g, int64_t n, const TernaryView& w, float* dx) {
   check_view(w, "matmul_t", "w");
   TRIX_CHECK_ARG(n >= 0, "matmul_t", "g", "must have a non-negative row count, got ", n);
+  check_out("matmul_t", "out", dx, w.cols, sizeof(float), "g", g, w.rows, sizeof(float), n, w);
   if (n == 0 || w.cols == 0) return;
   const float* gs = g;
   std::vector<float> scaled;
@@ -48,6 +62,8 @@ void matmul_t(const float* g, int64_t n, const TernaryView& w, float* dx) {
 void matmul_i8_acc(const int8_t* xq, int64_t n, const TernaryView& w, int32_t* acc) {
   check_view(w, "matmul_i8_acc", "w");
   TRIX_CHECK_ARG(n >= 0, "matmul_i8_acc", "xq", "must have a non-negative row count, got ", n);
+  detail::check_i8_depth("matmul_i8_acc", "w", w.cols);
+  check_out("matmul_i8_acc", "out", acc, w.rows, sizeof(int32_t), "xq", xq, w.cols, 1, n, w);
   if (n == 0 || w.rows == 0) return;
   kernels::par_gemm_i8(kernels::active(), xq, n, w.cols, w.data, 0, w.rows, acc, w.rows);
 }
@@ -55,6 +71,10 @@ void matmul_i8_acc(const int8_t* xq, int64_t n, const TernaryView& w, int32_t* a
 void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryView& w, float* y) {
   check_view(w, "matmul_i8", "w");
   TRIX_CHECK_ARG(n >= 0, "matmul_i8", "xq", "must have a non-negative row count, got ", n);
+  detail::check_i8_depth("matmul_i8", "w", w.cols);
+  check_out("matmul_i8", "out", y, w.rows, sizeof(float), "xq", xq, w.cols, 1, n, w);
+  detail::check_no_overlap("matmul_i8", "out", y, detail::bytes_of(n * w.rows, sizeof(float)), "xscale", xscale,
+                           detail::bytes_of(n, sizeof(float)));
   if (n == 0 || w.rows == 0) return;
   std::vector<int32_t> acc(static_cast<size_t>(n * w.rows));
   const kernels::Kernels& kern = kernels::active();

@@ -25,6 +25,7 @@ std::vector<std::vector<int64_t>> split(const int8_t* x, int64_t n, int64_t d, i
 }  // namespace
 
 void SignatureMemory::build(const IndexOptions& opt) {
+  TRIX_MEMORY_WRITE(*this);
   const char* f = "SignatureMemory.build";
   TRIX_CHECK_ARG(opt.levels == 0 || opt.levels == 2 || opt.levels == 3, f, "levels", "must be 0 (auto), 2 or 3, got ",
                  opt.levels);
@@ -32,6 +33,7 @@ void SignatureMemory::build(const IndexOptions& opt) {
   TRIX_CHECK_ARG(opt.rebuild_factor > 1.0, f, "rebuild_factor", "must be > 1, got ", opt.rebuild_factor);
   TRIX_CHECK_ARG(opt.kmeans.iters >= 1, f, "iters", "must be >= 1, got ", opt.kmeans.iters);
   TRIX_CHECK_ARG(opt.kmeans.slack >= 0, f, "slack", "must be >= 0, got ", opt.kmeans.slack);
+  check_index_options(opt, f);  // and the maxima a saved memory must respect
   opts_ = opt;
   dirty_ = false;
   const int64_t n = size_;
@@ -120,6 +122,7 @@ void SignatureMemory::install(const std::vector<int64_t>& ids, const std::vector
 }
 
 void SignatureMemory::build_from_assignment(const int32_t* leaf_of, int64_t n, int64_t k) {
+  TRIX_MEMORY_WRITE(*this);
   const char* f = "SignatureMemory.build_from_assignment";
   TRIX_CHECK_ARG(n == size_, f, "assignment", "must have one entry per stored tile (", size_, "), got ", n);
   TRIX_CHECK_ARG(k >= 1, f, "clusters", "must be >= 1, got ", k);

@@ -29,14 +29,17 @@ Grouping group(SearchResult&& r) {
 }  // namespace
 
 Grouping SignatureMemory::lookup(const float* q, int64_t n, const SearchOptions& opt, bool quantize) const {
+  TRIX_MEMORY_READ(*this);
   return group(search(q, n, opt, quantize));
 }
 
 Grouping SignatureMemory::lookup_i8(const int8_t* q, int64_t n, const SearchOptions& opt) const {
+  TRIX_MEMORY_READ(*this);
   return group(search_i8(q, n, opt));
 }
 
 Explanation SignatureMemory::explain(const float* q, const SearchOptions& opt) const {
+  TRIX_MEMORY_READ(*this);
   TRIX_CHECK_ARG(q != nullptr, "SignatureMemory.explain", "query", "must not be null");
   TRIX_CHECK_ARG(size_ >= 1, "SignatureMemory.explain", "self", "must hold at least one tile");
   SearchOptions o = opt;

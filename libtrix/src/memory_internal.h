@@ -7,6 +7,27 @@
 #include "kernels/kernels.h"
 #include "trix/memory.h"
 
+namespace trix {
+
+// Takes m's mutex (shared or exclusive) unless this thread already holds it: public members call
+// each other (add -> build -> get, explain -> search) and must not lock twice. Worker threads of a
+// lookup run under the caller's lock and call no public member.
+class MemoryGuard {
+ public:
+  MemoryGuard(const SignatureMemory& m, bool exclusive);
+  ~MemoryGuard();
+  MemoryGuard(const MemoryGuard&) = delete;
+  MemoryGuard& operator=(const MemoryGuard&) = delete;
+
+ private:
+  const SignatureMemory* owner_ = nullptr;  // null: this thread held it already
+  bool exclusive_ = false;
+};
+#define TRIX_MEMORY_READ(m) ::trix::MemoryGuard trix_memory_guard_((m), false)
+#define TRIX_MEMORY_WRITE(m) ::trix::MemoryGuard trix_memory_guard_((m), true)
+
+}  // namespace trix
+
 namespace trix::mem {
 
 // splitmix64: a tiny RNG whose output is fixed by the seed on every platform and compiler

@@ -1,7 +1,10 @@
 // Persistence of a SignatureMemory: a 64-byte checked header, then the payload (docs/memory.md).
 // Every count read from a file is checked against the bytes left before it is used, and every code
 // and id is validated, so a corrupt or truncated file is a FormatError, never a crash.
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <string>
 #include <unordered_set>
 
 #include "memory_internal.h"
@@ -36,15 +39,26 @@ struct Reader {
     return v;
   }
   double f64() { const uint64_t u = u64(); double d; std::memcpy(&d, &u, 8); return d; }
-  // A count of items of `each` bytes that must fit in what is left.
-  uint64_t count(uint64_t each, uint64_t extra = 0) {
+  // A count n of items of `each` (> 0) bytes, plus `fixed` bytes, that must fit in what is left;
+  // checked by division so that no count near 2^64 can wrap.
+  uint64_t count(const char* field, uint64_t each, uint64_t fixed = 0) {
     const uint64_t n = u64();
-    if (n + extra > left / (each ? each : 1) + extra || (each && (n + extra) * each > left))
-      throw FormatError("SignatureMemory.load: a count exceeds the file size (corrupt file)");
+    if (fixed > left || n > (left - fixed) / each)
+      throw FormatError(detail::concat("SignatureMemory.load: field '", field, "' is ", n, ", more than the ", left,
+                                       " bytes left can hold (corrupt file)"));
     return n;
   }
-  void bytes(uint8_t* out, uint64_t n) { need(n); std::memcpy(out, p, n); p += n, left -= n; }
+  void bytes(uint8_t* out, uint64_t n) {
+    need(n);
+    if (n == 0) return;  // out may be null (an empty vector): memcpy(nullptr, .., 0) is undefined
+    std::memcpy(out, p, n);
+    p += n, left -= n;
+  }
 };
+
+// The most ids a file of `payload` bytes may have issued: the id map costs 8 bytes per id on load,
+// so this bounds what a small file can make the loader allocate (512 bytes per payload byte).
+uint64_t max_ids_for(uint64_t payload) { return (uint64_t(1) << 16) + 64 * payload; }
 
 void put32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i)); }
 uint32_t get32(const uint8_t* p) { uint32_t v = 0; for (int i = 3; i >= 0; --i) v = (v << 8) | p[i]; return v; }
@@ -54,6 +68,7 @@ uint64_t get64(const uint8_t* p) { uint64_t v = 0; for (int i = 7; i >= 0; --i) 
 }  // namespace
 
 std::vector<uint8_t> SignatureMemory::serialize() const {
+  TRIX_MEMORY_READ(*this);
   Writer w;
   w.b.resize(kHeader, 0);
   w.u64(static_cast<uint64_t>(opts_.levels));
@@ -76,6 +91,9 @@ std::vector<uint8_t> SignatureMemory::serialize() const {
     for (int64_t id : c.ids) w.u64(static_cast<uint64_t>(id));
     w.bytes(c.rows.data(), c.rows.size());
   }
+  TRIX_CHECK_ARG(static_cast<uint64_t>(next_id_) <= max_ids_for(w.b.size() - kHeader), "SignatureMemory.save", "self",
+                 "has issued ", next_id_, " ids for ", size_, " tiles, more than a file of this size may name (",
+                 max_ids_for(w.b.size() - kHeader), "; docs/memory.md): rebuild it from its signatures with new ids");
   uint8_t* h = w.b.data();
   std::memcpy(h, kMagic, 8);
   h[8] = kVersion & 0xFF, h[9] = kVersion >> 8;
@@ -105,35 +123,57 @@ SignatureMemory SignatureMemory::deserialize(const uint8_t* bytes, uint64_t n) {
     bad("size " + std::to_string(n) + " bytes, header says " + std::to_string(payload + kHeader) +
         (n - kHeader < payload ? " (truncated)" : " (trailing bytes)"));
   if (get32(bytes + 56) != crc32(bytes + kHeader, payload)) bad("payload checksum mismatch (corrupt data)");
-  if (dim == 0 || dim > (uint64_t(1) << 24) || nlevels > 2 || next_id > (uint64_t(1) << 40) || size > next_id ||
-      nclusters == 0 || nclusters > payload)
-    bad("implausible dimensions in header");
+  // Every header field against its maximum and against the bytes present, before any allocation.
+  if (dim == 0 || dim > static_cast<uint64_t>(kMaxMemoryDim))
+    bad("field 'dim' is " + std::to_string(dim) + ", expected 1 .. " + std::to_string(kMaxMemoryDim));
+  if (nlevels > 2) bad("field 'levels' is " + std::to_string(nlevels) + ", at most 2 upper levels are stored");
+  if (next_id > static_cast<uint64_t>(kMaxMemoryIds) || next_id > max_ids_for(payload))
+    bad("field 'next_id' is " + std::to_string(next_id) + ", more than a file of " + std::to_string(payload) +
+        " payload bytes may name (" + std::to_string(std::min<uint64_t>(kMaxMemoryIds, max_ids_for(payload))) + ")");
+  if (size > next_id) bad("field 'size' is " + std::to_string(size) + ", more than next_id " + std::to_string(next_id));
+  if (nclusters == 0 || nclusters > payload / 8 || nclusters > static_cast<uint64_t>(INT32_MAX))
+    bad("field 'clusters' is " + std::to_string(nclusters) + ", expected 1 .. " +
+        std::to_string(std::min<uint64_t>(payload / 8, INT32_MAX)) + " for this file size");
 
   SignatureMemory m(static_cast<int64_t>(dim));
   const int64_t rb = m.rb_;
   Reader r{bytes + kHeader, payload};
-  m.opts_.levels = static_cast<int>(r.u64());
-  m.opts_.leaf_size = static_cast<int64_t>(r.u64());
-  m.opts_.kmeans.seed = r.u64();
-  m.opts_.kmeans.iters = static_cast<int>(r.u64());
-  m.opts_.kmeans.slack = r.f64();
-  m.opts_.kmeans.max_train_per_cluster = static_cast<int64_t>(r.u64());
-  m.opts_.rebuild_factor = r.f64();
-  m.opts_.auto_rebuild = r.u64() != 0;
-  m.dirty_ = r.u64() != 0;
-  m.built_size_ = static_cast<int64_t>(r.u64());
-  if (!(m.opts_.rebuild_factor > 1.0) || !(m.opts_.kmeans.slack >= 0) || m.opts_.kmeans.iters < 1 ||
-      m.opts_.leaf_size < 0 || m.opts_.kmeans.max_train_per_cluster < 1)
-    bad("invalid index options");
+  const uint64_t levels = r.u64(), leaf_size = r.u64(), seed = r.u64(), iters = r.u64();
+  const double slack = r.f64();
+  const uint64_t max_train = r.u64();
+  const double rebuild_factor = r.f64();
+  const uint64_t auto_rebuild = r.u64(), dirty = r.u64(), built_size = r.u64();
+  // Ranges first (a cast of 2^63 to int is itself undefined), then the shared option checks.
+  if (levels > 3 || leaf_size > static_cast<uint64_t>(kMaxMemoryIds) || iters > static_cast<uint64_t>(kMaxKMeansIters) ||
+      max_train > static_cast<uint64_t>(kMaxTrainPerCluster) || auto_rebuild > 1 || dirty > 1 || built_size > next_id)
+    bad("invalid index options (levels " + std::to_string(levels) + ", leaf_size " + std::to_string(leaf_size) +
+        ", iters " + std::to_string(iters) + ", max_train_per_cluster " + std::to_string(max_train) + ", flags " +
+        std::to_string(auto_rebuild) + "/" + std::to_string(dirty) + ", built_size " + std::to_string(built_size) + ")");
+  m.opts_.levels = static_cast<int>(levels);
+  m.opts_.leaf_size = static_cast<int64_t>(leaf_size);
+  m.opts_.kmeans.seed = seed;
+  m.opts_.kmeans.iters = static_cast<int>(iters);
+  m.opts_.kmeans.slack = slack;
+  m.opts_.kmeans.max_train_per_cluster = static_cast<int64_t>(max_train);
+  m.opts_.rebuild_factor = rebuild_factor;
+  m.opts_.auto_rebuild = auto_rebuild != 0;
+  m.dirty_ = dirty != 0;
+  m.built_size_ = static_cast<int64_t>(built_size);
+  try {
+    check_index_options(m.opts_, "SignatureMemory.load");
+  } catch (const std::invalid_argument& e) {
+    bad(std::string("invalid index options: ") + e.what());
+  }
   std::vector<int8_t> scratch(static_cast<size_t>(dim));
   for (uint32_t l = 0; l < nlevels; ++l) {
     Level lv;
-    lv.count = static_cast<int64_t>(r.count(8, 1));
+    // count + 1 range starts of 8 bytes and count packed signatures
+    lv.count = static_cast<int64_t>(r.count("level count", 8 + static_cast<uint64_t>(rb), 8));
     lv.child_begin.resize(static_cast<size_t>(lv.count + 1));
     for (auto& v : lv.child_begin) v = static_cast<int64_t>(r.u64());
     lv.sig.resize(static_cast<size_t>(lv.count * rb));
     r.bytes(lv.sig.data(), lv.sig.size());
-    for (int64_t i = 0; i < lv.count; ++i) unpack_int8(lv.sig.data() + i * rb, 1, m.dim_, scratch.data());
+    validate_packed(lv.sig.data(), lv.count, m.dim_, "SignatureMemory.load");
     m.levels_.push_back(std::move(lv));
   }
   // The tree must be well formed: ranges ascending from 0, each level covering the next.
@@ -152,7 +192,8 @@ SignatureMemory SignatureMemory::deserialize(const uint8_t* bytes, uint64_t n) {
   uint64_t total = 0;
   for (uint64_t c = 0; c < nclusters; ++c) {
     Cluster& cl = m.clusters_[c];
-    const uint64_t cnt = r.count(8 + static_cast<uint64_t>(rb));
+    const uint64_t cnt = r.count("cluster size", 8 + static_cast<uint64_t>(rb));
+    if (cnt > static_cast<uint64_t>(INT32_MAX)) bad("field 'cluster size' is " + std::to_string(cnt) + ", the maximum is 2^31 - 1");
     cl.sum.assign(static_cast<size_t>(dim), 0);
     cl.ids.resize(cnt);
     for (uint64_t i = 0; i < cnt; ++i) {

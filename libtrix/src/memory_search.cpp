@@ -170,7 +170,7 @@ SearchResult SignatureMemory::search_impl(const T* q, int64_t n, const SearchOpt
       }
       sel = std::move(next);
     }
-    leaf_queries = by_block(sel, num_clusters());
+    leaf_queries = by_block(sel, static_cast<int64_t>(clusters_.size()));  // workers: no public member
   }
   bool lut = false;
   if constexpr (std::is_same_v<T, float>) {
@@ -194,6 +194,7 @@ SearchResult SignatureMemory::search_impl(const T* q, int64_t n, const SearchOpt
 }
 
 SearchResult SignatureMemory::search(const float* q, int64_t n, const SearchOptions& opt, bool quantize) const {
+  TRIX_MEMORY_READ(*this);
   if (!quantize)
     return split_queries(q, n, dim_, opt.k, [&](const float* qq, int64_t nn) { return search_impl(qq, nn, opt, nullptr); });
   TRIX_CHECK_ARG(n >= 0, "SignatureMemory.search", "queries", "must have a non-negative row count, got ", n);
@@ -207,6 +208,7 @@ SearchResult SignatureMemory::search(const float* q, int64_t n, const SearchOpti
 }
 
 SearchResult SignatureMemory::search_i8(const int8_t* q, int64_t n, const SearchOptions& opt) const {
+  TRIX_MEMORY_READ(*this);
   return split_queries(q, n, dim_, opt.k, [&](const int8_t* qq, int64_t nn) { return search_impl(qq, nn, opt, nullptr); });
 }
 

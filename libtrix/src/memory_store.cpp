@@ -11,6 +11,39 @@
 namespace trix {
 
 namespace {
+thread_local std::vector<const SignatureMemory*> t_held;  // memories this thread has locked
+}  // namespace
+
+MemoryGuard::MemoryGuard(const SignatureMemory& m, bool exclusive) : exclusive_(exclusive) {
+  if (std::find(t_held.begin(), t_held.end(), &m) != t_held.end()) return;
+  if (exclusive) m.mu_.m.lock();
+  else m.mu_.m.lock_shared();
+  owner_ = &m;
+  t_held.push_back(&m);
+}
+
+MemoryGuard::~MemoryGuard() {
+  if (owner_ == nullptr) return;
+  t_held.erase(std::find(t_held.begin(), t_held.end(), owner_));
+  if (exclusive_) owner_->mu_.m.unlock();
+  else owner_->mu_.m.unlock_shared();
+}
+
+void check_index_options(const IndexOptions& o, const char* f) {
+  TRIX_CHECK_ARG(o.levels == 0 || o.levels == 2 || o.levels == 3, f, "levels", "must be 0 (auto), 2 or 3, got ", o.levels);
+  TRIX_CHECK_ARG(o.leaf_size >= 0 && o.leaf_size <= kMaxMemoryIds, f, "leaf_size", "must be in [0, ", kMaxMemoryIds,
+                 "] (0 = sqrt(n)), got ", o.leaf_size);
+  TRIX_CHECK_ARG(o.rebuild_factor > 1.0 && o.rebuild_factor <= kMaxRebuildFactor, f, "rebuild_factor", "must be in (1, ",
+                 kMaxRebuildFactor, "], got ", o.rebuild_factor);
+  TRIX_CHECK_ARG(o.kmeans.iters >= 1 && o.kmeans.iters <= kMaxKMeansIters, f, "iters", "must be in [1, ", kMaxKMeansIters,
+                 "], got ", o.kmeans.iters);
+  TRIX_CHECK_ARG(o.kmeans.slack >= 0 && o.kmeans.slack <= kMaxSlack, f, "slack", "must be in [0, ", kMaxSlack, "], got ",
+                 o.kmeans.slack);
+  TRIX_CHECK_ARG(o.kmeans.max_train_per_cluster >= 1 && o.kmeans.max_train_per_cluster <= kMaxTrainPerCluster, f,
+                 "max_train_per_cluster", "must be in [1, ", kMaxTrainPerCluster, "], got ", o.kmeans.max_train_per_cluster);
+}
+
+namespace {
 void check_ternary(const int8_t* s, int64_t n, int64_t d, const char* f, const char* arg) {
   TRIX_CHECK_ARG(n == 0 || s != nullptr, f, arg, "must not be null");
   for (int64_t i = 0; i < n * d; ++i)
@@ -20,7 +53,7 @@ void check_ternary(const int8_t* s, int64_t n, int64_t d, const char* f, const c
 }  // namespace
 
 SignatureMemory::SignatureMemory(int64_t dim) {
-  TRIX_CHECK_ARG(dim >= 1, "SignatureMemory", "dim", "must be >= 1, got ", dim);
+  TRIX_CHECK_ARG(dim >= 1 && dim <= kMaxMemoryDim, "SignatureMemory", "dim", "must be in [1, ", kMaxMemoryDim, "], got ", dim);
   dim_ = dim;
   rb_ = packed_row_bytes(dim);
   clusters_.resize(1);
@@ -35,6 +68,7 @@ SignatureMemory SignatureMemory::from_int8(const int8_t* sigs, int64_t n, int64_
 
 SignatureMemory SignatureMemory::from_packed(const TernaryView& sig) {
   check_view(sig, "SignatureMemory.from_packed", "sig");
+  validate_packed(sig.data, sig.rows, sig.cols, "SignatureMemory.from_packed");
   std::vector<int8_t> s(static_cast<size_t>(sig.rows * sig.cols));
   unpack_int8(sig.data, sig.rows, sig.cols, s.data());
   return from_int8(s.data(), sig.rows, sig.cols);
@@ -42,27 +76,58 @@ SignatureMemory SignatureMemory::from_packed(const TernaryView& sig) {
 
 SignatureMemory SignatureMemory::from_tiles(const TernaryView& up, int64_t tiles) {
   TRIX_CHECK_ARG(tiles >= 1, "SignatureMemory.from_tiles", "tiles", "must be >= 1, got ", tiles);
+  check_view(up, "SignatureMemory.from_tiles", "up");
+  validate_packed(up.data, up.rows, up.cols, "SignatureMemory.from_tiles");
   std::vector<int8_t> s(static_cast<size_t>(tiles * up.cols));
   tile_signatures(up, tiles, s.data());
   return from_int8(s.data(), tiles, up.cols);
 }
 
+int64_t SignatureMemory::size() const {
+  TRIX_MEMORY_READ(*this);
+  return size_;
+}
+int64_t SignatureMemory::next_id() const {
+  TRIX_MEMORY_READ(*this);
+  return next_id_;
+}
+int SignatureMemory::levels() const {
+  TRIX_MEMORY_READ(*this);
+  return static_cast<int>(levels_.size()) + 1;
+}
+int64_t SignatureMemory::num_clusters() const {
+  TRIX_MEMORY_READ(*this);
+  return static_cast<int64_t>(clusters_.size());
+}
+bool SignatureMemory::prepared() const {
+  TRIX_MEMORY_READ(*this);
+  return prepared_;
+}
+bool SignatureMemory::needs_rebuild() const {
+  TRIX_MEMORY_READ(*this);
+  return dirty_;
+}
+
 bool SignatureMemory::contains(int64_t id) const {
+  TRIX_MEMORY_READ(*this);
   return id >= 0 && id < next_id_ && loc_[static_cast<size_t>(id)].cluster >= 0;
 }
 
 int64_t SignatureMemory::cluster_of(int64_t id) const {
+  TRIX_MEMORY_READ(*this);
   TRIX_CHECK_ARG(contains(id), "SignatureMemory.cluster_of", "id", "must be a stored id, got ", id);
   return loc_[static_cast<size_t>(id)].cluster;
 }
 
 std::vector<int64_t> SignatureMemory::cluster_sizes() const {
+  TRIX_MEMORY_READ(*this);
   std::vector<int64_t> s;
   for (const Cluster& c : clusters_) s.push_back(static_cast<int64_t>(c.ids.size()));
   return s;
 }
 
 int64_t SignatureMemory::nbytes() const {
+  TRIX_MEMORY_READ(*this);
   int64_t b = static_cast<int64_t>(loc_.size() * sizeof(Loc));
   for (const Cluster& c : clusters_)
     b += static_cast<int64_t>(c.rows.size() + c.ids.size() * sizeof(int64_t) + c.sum.size() * sizeof(int32_t));
@@ -80,6 +145,7 @@ void SignatureMemory::prepare_cluster(Cluster& cl) const {
 }
 
 void SignatureMemory::prepare(bool on) {
+  TRIX_MEMORY_WRITE(*this);
   prepared_ = on;
   for (Cluster& cl : clusters_) {
     if (on) prepare_cluster(cl);
@@ -88,6 +154,7 @@ void SignatureMemory::prepare(bool on) {
 }
 
 int64_t SignatureMemory::prepared_nbytes() const {
+  TRIX_MEMORY_READ(*this);
   int64_t b = 0;
   for (const Cluster& c : clusters_) b += static_cast<int64_t>(c.lut.size());
   return b;
@@ -160,9 +227,11 @@ void SignatureMemory::erase(int64_t id) {
 }
 
 std::vector<int64_t> SignatureMemory::add(const int8_t* sigs, int64_t n) {
+  TRIX_MEMORY_WRITE(*this);
   TRIX_CHECK_ARG(n >= 0, "SignatureMemory.add", "signatures", "must have a non-negative row count, got ", n);
   check_ternary(sigs, n, dim_, "SignatureMemory.add", "signatures");
-  TRIX_CHECK_ARG(next_id_ + n < (int64_t(1) << 40), "SignatureMemory.add", "signatures", "would exceed 2^40 ids");
+  TRIX_CHECK_ARG(n <= kMaxMemoryIds - next_id_, "SignatureMemory.add", "signatures", "would exceed ", kMaxMemoryIds,
+                 " ids (", next_id_, " issued), got ", n, " more");
   std::vector<int64_t> ids(static_cast<size_t>(n));
   loc_.resize(static_cast<size_t>(next_id_ + n));
   for (int64_t i = 0; i < n; ++i) {
@@ -185,12 +254,14 @@ void check_ids(const SignatureMemory& m, const int64_t* ids, int64_t n, const ch
 }  // namespace
 
 void SignatureMemory::remove(const int64_t* ids, int64_t n) {
+  TRIX_MEMORY_WRITE(*this);
   check_ids(*this, ids, n, "SignatureMemory.remove");
   for (int64_t i = 0; i < n; ++i) erase(ids[i]);
   check_drift();
 }
 
 void SignatureMemory::replace(const int64_t* ids, int64_t n, const int8_t* sigs) {
+  TRIX_MEMORY_WRITE(*this);
   check_ids(*this, ids, n, "SignatureMemory.replace");
   check_ternary(sigs, n, dim_, "SignatureMemory.replace", "signatures");
   for (int64_t i = 0; i < n; ++i) {
@@ -201,6 +272,7 @@ void SignatureMemory::replace(const int64_t* ids, int64_t n, const int8_t* sigs)
 }
 
 void SignatureMemory::get(const int64_t* ids, int64_t n, int8_t* out) const {
+  TRIX_MEMORY_READ(*this);
   for (int64_t i = 0; i < n; ++i) {
     TRIX_CHECK_ARG(contains(ids[i]), "SignatureMemory.get", "ids", "must hold stored ids, got ", ids[i], " at [", i, "]");
     const Loc at = loc_[static_cast<size_t>(ids[i])];
@@ -209,6 +281,7 @@ void SignatureMemory::get(const int64_t* ids, int64_t n, int8_t* out) const {
 }
 
 std::vector<int8_t> SignatureMemory::compose(const int64_t* ids, int64_t n) const {
+  TRIX_MEMORY_READ(*this);
   TRIX_CHECK_ARG(n >= 1, "SignatureMemory.compose", "ids", "must name at least one tile, got ", n);
   std::vector<int8_t> s(static_cast<size_t>(n * dim_)), out(static_cast<size_t>(dim_));
   get(ids, n, s.data());

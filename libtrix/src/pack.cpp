@@ -67,6 +67,38 @@ void unpack_int8(const uint8_t* packed, int64_t rows, int64_t cols, int8_t* out)
   }
 }
 
+namespace {
+// A byte holds a code 11 where both bits of a slot are set.
+inline bool has_code3(uint64_t v) { return (v & (v >> 1) & 0x5555555555555555ull) != 0; }
+}  // namespace
+
+void validate_packed(const uint8_t* packed, int64_t rows, int64_t cols, const char* func) {
+  TRIX_CHECK_ARG(rows >= 0 && cols >= 0, func, "packed", "must have a non-negative shape, got [", rows, ", ", cols, "]");
+  const int64_t rb = packed_row_bytes(cols);
+  if (rb == 0 || rows == 0) return;
+  TRIX_CHECK_ARG(packed != nullptr, func, "packed", "has no data");
+  const int64_t tail = cols % kBlockWeights, last = rb - kBlockBytes;  // the last block holds the padding
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = packed + r * rb;
+    bool bad = false;
+    for (int64_t b = 0; b + 8 <= rb; b += 8) {  // rb is a multiple of 32
+      uint64_t v;
+      std::memcpy(&v, row + b, 8);
+      bad |= has_code3(v);
+    }
+    for (int64_t c = tail ? tail : kBlockWeights; c < kBlockWeights && !bad; ++c)
+      bad = ((row[last + c % kBlockBytes] >> (2 * (c / kBlockBytes))) & 3) != 1;
+    if (!bad) continue;
+    for (int64_t c = 0; c < rb * 4; ++c) {  // find the first offender, for the message
+      const int64_t b = c / kBlockWeights, q = c % kBlockWeights;
+      const int code = (row[b * kBlockBytes + (q % kBlockBytes)] >> (2 * (q / kBlockBytes))) & 3;
+      if (code == 3) throw FormatError(detail::concat(func, ": invalid code 11 at row ", r, ", column ", c));
+      if (c >= cols && code != 1)
+        throw FormatError(detail::concat(func, ": non-zero padding weight at row ", r, ", column ", c));
+    }
+  }
+}
+
 int64_t prototype_row_bytes(int64_t cols) { return (cols + 3) / 4; }
 
 void import_prototype(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* out) {

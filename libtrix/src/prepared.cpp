@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "contracts.h"
 #include "kernels/kernels.h"
 #include "trix/error.h"
 #include "trix/matmul.h"
@@ -12,6 +13,7 @@ namespace trix {
 
 PreparedMatrix::PreparedMatrix(const TernaryView& w) {
   check_view(w, "PreparedMatrix", "w");
+  validate_packed(w.data, w.rows, w.cols, "PreparedMatrix");  // bytes from users are checked once, here
   const int64_t rb = w.row_bytes(), groups = kernels::lut_groups(w.rows);
   packed_.rows = w.rows;
   packed_.cols = w.cols;
@@ -30,6 +32,8 @@ void matmul(const float* x, int64_t n, const PreparedMatrix& w, float* y) {
   TRIX_CHECK_ARG(n >= 0, "matmul", "x", "must have a non-negative row count, got ", n);
   const kernels::Kernels& kern = kernels::active();
   const TernaryView v = w.view();
+  detail::check_no_overlap("matmul", "out", y, detail::bytes_of(n * v.rows, sizeof(float)), "x", x,
+                           detail::bytes_of(n * v.cols, sizeof(float)));
   if (kern.gemv_lut == nullptr || kern.lut_tables == nullptr || v.cols == 0) {
     matmul(x, n, v, y);
     return;

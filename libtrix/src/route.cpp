@@ -5,6 +5,7 @@
 #include <numeric>
 #include <vector>
 
+#include "contracts.h"
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
 #include "trix/error.h"
@@ -14,6 +15,8 @@ namespace trix {
 void route_scores(const float* x, int64_t n, const TernaryView& sig, float* scores) {
   check_view(sig, "route_scores", "sig");
   TRIX_CHECK_ARG(n >= 0, "route_scores", "x", "must have a non-negative row count, got ", n);
+  detail::check_no_overlap("route_scores", "out", scores, detail::bytes_of(n * sig.rows, sizeof(float)), "x", x,
+                           detail::bytes_of(n * sig.cols, sizeof(float)));
   if (n == 0 || sig.rows == 0) return;
   kernels::par_gemm_f32(kernels::active(), x, n, sig.cols, sig.data, 0, sig.rows, scores, sig.rows);
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -18,6 +19,11 @@ COMMANDS = {
     "export": ("trix.export", "write a checkpoint as a .trixm model file for the C++ engine (trix_generate)"),
     "validate": ("trix.validate", "the one-command study of emergent routing on TinyShakespeare (--quick, --full)"),
 }
+
+
+# What bad input raises, from the standard library, torch, numpy and trix (FormatError and
+# CheckpointError are ValueErrors, DataError a RuntimeError); MemoryError for absurd sizes.
+BAD_INPUT = (ValueError, TypeError, KeyError, IndexError, OSError, RuntimeError, MemoryError, OverflowError)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -35,7 +41,27 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 2
     try:
+        factory = getattr(args, "model_factory", None)
+        if factory:  # typed by the user: the one place a 'module:function' is imported
+            from .train import import_model_factory
+
+            import_model_factory(factory)
         return int(importlib.import_module(args._module).run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BAD_INPUT as e:
+        # Bad input (a missing or corrupt file, a wrong value) is one line, never a traceback;
+        # TRIX_DEBUG=1 shows the traceback of a suspected bug.
+        if os.environ.get("TRIX_DEBUG"):
+            raise
+        print(f"trix {args.command}: {_describe(e)}", file=sys.stderr)
+        return 2
+
+
+def _describe(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else ""
+    if isinstance(e, (ValueError, OSError)) and text:
+        return text
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

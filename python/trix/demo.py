@@ -15,6 +15,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import trix
 
+    for name in ("tiles", "dim"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"argument --{name} must be >= 1, got {getattr(args, name)}")
+
     rng = np.random.default_rng(args.seed)
     d, T, h = args.dim, args.tiles, 2 * args.dim
     w_up = rng.standard_normal((T * h, d)).astype(np.float32)

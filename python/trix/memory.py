@@ -83,15 +83,39 @@ class Grouping(SearchResult):
 def _f32(a: Any, name: str, ndim: int) -> np.ndarray:
     if hasattr(a, "detach"):
         a = a.detach().cpu().numpy()
-    a = np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+    a = np.asarray(a)
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)) or a.dtype == np.bool_:
+        raise TypeError(f"argument '{name}' must be a float32 array, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
     if a.ndim != ndim:
         raise ValueError(f"argument '{name}' must be {ndim}-D, got shape {a.shape}")
     return a
 
 
-def _ids(a: Any) -> np.ndarray:
-    a = np.ascontiguousarray(np.asarray(a, dtype=np.int64).reshape(-1))
-    return a
+def _ids(a: Any, name: str = "ids", dtype=np.int64) -> np.ndarray:
+    """Integer ids as a contiguous 1-D array; floats must be whole numbers, and every value must fit."""
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    a = np.asarray(a)
+    if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise TypeError(f"argument '{name}' must hold integers, got dtype {a.dtype}")
+    a = a.reshape(-1)
+    if a.size and np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a) & (np.mod(a, 1) == 0)):
+        raise ValueError(f"argument '{name}' must hold whole numbers")
+    info = np.iinfo(dtype)
+    if a.size and (a.min() < info.min or a.max() > info.max):
+        raise ValueError(f"argument '{name}' must hold values in [{info.min}, {info.max}], got {a.min()} .. {a.max()}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _int(v: Any, name: str, func: str) -> int:
+    """A Python int from an int-like scalar; an array (a common slip: keys where a size is expected),
+    a float or a string is a TypeError naming the argument."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        shape = getattr(v, "shape", None)
+        what = f"an array of shape {list(shape)}" if shape is not None else type(v).__name__
+        raise TypeError(f"{func}: argument '{name}' must be an int, got {what}")
+    return int(v)
 
 
 class SignatureMemory:
@@ -104,7 +128,10 @@ class SignatureMemory:
     """
 
     def __init__(self, dim: int = 0, _impl: Optional[Any] = None):
-        self._m = _impl if _impl is not None else _C.SignatureMemory(int(dim))
+        if _impl is None and getattr(dim, "ndim", 0) >= 1:
+            raise TypeError(f"SignatureMemory: argument 'dim' must be the key dimension d (an int), got an array "
+                            f"of shape {list(dim.shape)}; to store keys use SignatureMemory.from_signatures(keys)")
+        self._m = _impl if _impl is not None else _C.SignatureMemory(_int(dim, "dim", "SignatureMemory"))
 
     @classmethod
     def from_signatures(cls, signatures: Any) -> "SignatureMemory":
@@ -114,6 +141,9 @@ class SignatureMemory:
     @classmethod
     def from_tiles(cls, up: Any, tiles: int) -> "SignatureMemory":
         """up: a packed tiled up-projection (trix.PackedTernary [tiles * h, d]); keys are its tile signatures."""
+        if not hasattr(up, "data") or not hasattr(up, "cols"):
+            raise TypeError(f"SignatureMemory.from_tiles: argument 'up' must be a trix.PackedTernary, got "
+                            f"{type(up).__name__}; for int8 keys use SignatureMemory.from_signatures")
         data = np.ascontiguousarray(np.asarray(up.data))
         scales = np.ascontiguousarray(np.asarray(up.scales, dtype=np.float32))
         return cls(_impl=_C.SignatureMemory.from_tiles(data, int(up.cols), scales, int(tiles)))
@@ -165,10 +195,10 @@ class SignatureMemory:
         return self._m.cluster_sizes()
 
     def cluster_of(self, id: int) -> int:
-        return self._m.cluster_of(int(id))
+        return self._m.cluster_of(_int(id, "id", "SignatureMemory.cluster_of"))
 
     def __contains__(self, id: int) -> bool:
-        return self._m.contains(int(id))
+        return self._m.contains(_int(id, "id", "SignatureMemory.__contains__"))
 
     def add(self, signatures: Any) -> np.ndarray:
         """signatures: int8 [n, d] in {-1, 0, 1}. Returns the new ids, int64 [n]. A new key joins its
@@ -196,21 +226,24 @@ class SignatureMemory:
         """Builds the balanced k-means tree. levels: 2, 3 or 0 (2 up to 4194304 keys, else 3);
         leaf_size: keys per leaf (0 = ceil(sqrt(N))); leaf sizes stay within
         ceil(m / k) + floor(ceil(m / k) * slack) for each k-means of m keys into k clusters."""
-        self._m.build(int(levels), int(leaf_size), int(seed), int(iters), float(slack), int(max_train_per_cluster),
+        f = "SignatureMemory.build"
+        self._m.build(_int(levels, "levels", f), _int(leaf_size, "leaf_size", f), _int(seed, "seed", f),
+                      _int(iters, "iters", f), float(slack), _int(max_train_per_cluster, "max_train_per_cluster", f),
                       float(rebuild_factor), bool(auto_rebuild))
 
     def build_from_assignment(self, assignment: Any, clusters: int) -> None:
         """A 2-level tree with given clusters: assignment int [N] maps the i-th stored key (ascending id) to
         a leaf in [0, clusters); every leaf must be non-empty. Automatic rebuilds are turned off."""
-        a = np.ascontiguousarray(np.asarray(assignment), dtype=np.int32)
-        self._m.build_from_assignment(a, int(clusters))
+        a = _ids(assignment, "assignment", np.int32)
+        self._m.build_from_assignment(a, _int(clusters, "clusters", "SignatureMemory.build_from_assignment"))
 
     def search(self, queries: Any, k: int = 1, probes: int = 1, upper_probes: int = 0, exact: bool = False,
                quantize: bool = False) -> SearchResult:
         """queries: float32 [n, d] (scored in float; quantize=True scores int8 absmax rows instead) or
         int8 [n, d] (exact int32 scores). probes: leaf clusters searched per query; upper_probes: nodes
         kept at the top level of a 3-level tree (0 = max(2, probes // 2)); exact: every key."""
-        args = (int(k), int(probes), int(upper_probes), bool(exact))
+        f = "SignatureMemory.search"
+        args = (_int(k, "k", f), _int(probes, "probes", f), _int(upper_probes, "upper_probes", f), bool(exact))
         if _is_int8(queries):
             r = self._m.search_i8(_i8(queries, "queries"), *args)
         else:
@@ -220,13 +253,16 @@ class SignatureMemory:
     def lookup(self, queries: Any, k: int = 1, probes: int = 1, upper_probes: int = 0, exact: bool = False,
                quantize: bool = False) -> Grouping:
         """``search`` plus the grouping that puts inputs of the same tile together (see Grouping)."""
+        f = "SignatureMemory.lookup"
         q = _i8(queries, "queries") if _is_int8(queries) else _f32(queries, "queries", 2)
-        return Grouping(*self._m.lookup(q, int(k), int(probes), int(upper_probes), bool(exact), bool(quantize)))
+        return Grouping(*self._m.lookup(q, _int(k, "k", f), _int(probes, "probes", f),
+                                        _int(upper_probes, "upper_probes", f), bool(exact), bool(quantize)))
 
     def explain(self, query: Any, probes: int = 1, upper_probes: int = 0) -> Dict[str, Any]:
         """query: float32 [d]. Returns id, score, runner_up, runner_up_score, margin, path (node per
         level, top first, ending at the leaf cluster), path_scores, scored, exact_id, exact_score."""
-        return self._m.explain(_f32(query, "query", 1), int(probes), int(upper_probes))
+        f = "SignatureMemory.explain"
+        return self._m.explain(_f32(query, "query", 1), _int(probes, "probes", f), _int(upper_probes, "upper_probes", f))
 
     def save(self, path: str) -> None:
         """Writes the memory and its tree (versioned header, CRC-32 checked) atomically."""
@@ -242,6 +278,8 @@ class SignatureMemory:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "SignatureMemory":
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"SignatureMemory.from_bytes: argument 'data' must be bytes, got {type(data).__name__}")
         return cls(_impl=_C.SignatureMemory.deserialize(bytes(data)))
 
 

@@ -53,6 +53,21 @@ class PackedTernary:
     cols: int
     scales: Array
 
+    def __post_init__(self) -> None:
+        # Bytes from a user are checked once, here (dtype, shape, no code 11, zero padding): the kernels
+        # trust them. Writing into ``data`` afterwards bypasses the check (docs/format.md).
+        if isinstance(self.cols, bool) or not isinstance(self.cols, (int, np.integer)):
+            raise TypeError(f"PackedTernary: argument 'cols' must be an int, got {type(self.cols).__name__}")
+        self.cols = int(self.cols)
+        _C.validate_packed(self.data, self.cols)
+
+    @classmethod
+    def _trusted(cls, data: Array, cols: int, scales: Array) -> "PackedTernary":
+        """A PackedTernary over bytes libtrix itself just wrote (pack, load, slices of a checked one)."""
+        p = object.__new__(cls)
+        p.data, p.cols, p.scales = data, int(cols), scales
+        return p
+
     @property
     def rows(self) -> int:
         return int(self.data.shape[0])
@@ -67,13 +82,13 @@ class PackedTernary:
 
     def numpy(self) -> "PackedTernary":
         """The same matrix backed by numpy arrays (no copy for torch CPU tensors)."""
-        return PackedTernary(np.asarray(self.data), self.cols, np.asarray(self.scales))
+        return PackedTernary._trusted(np.asarray(self.data), self.cols, np.asarray(self.scales))
 
     def torch(self) -> "PackedTernary":
         """The same matrix backed by torch tensors (no copy)."""
         import torch
 
-        return PackedTernary(torch.as_tensor(self.data), self.cols, torch.as_tensor(self.scales))
+        return PackedTernary._trusted(torch.as_tensor(self.data), self.cols, torch.as_tensor(self.scales))
 
 
 class PreparedMatrix:
@@ -125,7 +140,7 @@ def pack(w: Array, rule: str = "absmean", threshold: float = 0.5, per_row: bool 
     _C.quantize_ternary(w, rule, float(threshold), bool(per_row), q, scales)
     data = _empty(w, (rows, _C.packed_row_bytes(cols)), "uint8")
     _C.pack_int8(q, data)
-    return PackedTernary(data, cols, scales)
+    return PackedTernary._trusted(data, cols, scales)
 
 
 def pack_int8(q: Array, scales: Optional[Array] = None) -> PackedTernary:
@@ -135,7 +150,7 @@ def pack_int8(q: Array, scales: Optional[Array] = None) -> PackedTernary:
     _C.pack_int8(q, data)
     if scales is None:
         scales = _empty(q, (0,), "float32")
-    return PackedTernary(data, cols, scales)
+    return PackedTernary._trusted(data, cols, scales)
 
 
 def unpack(p: PackedTernary) -> Array:
@@ -251,7 +266,7 @@ def save(path: str, p: PackedTernary) -> None:
 def load(path: str) -> PackedTernary:
     """Read a file written by save(); a bad, truncated or corrupt file raises trix.FormatError."""
     data, cols, scales = _C.load_packed(str(path))
-    return PackedTernary(data, cols, scales)
+    return PackedTernary._trusted(data, cols, scales)
 
 
 def from_prototype(src: Array, cols: int, scales: Optional[Array] = None) -> PackedTernary:
@@ -259,7 +274,7 @@ def from_prototype(src: Array, cols: int, scales: Optional[Array] = None) -> Pac
     rows = _shape2(src, "src", "from_prototype")[0]
     data = _empty(src, (rows, _C.packed_row_bytes(cols)), "uint8")
     _C.import_prototype(src, int(cols), data)
-    return PackedTernary(data, int(cols), _empty(src, (0,), "float32") if scales is None else scales)
+    return PackedTernary._trusted(data, int(cols), _empty(src, (0,), "float32") if scales is None else scales)
 
 
 def to_prototype(p: PackedTernary) -> Array:

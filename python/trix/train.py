@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .routing_methods import ROUTING_METHODS
 
-DEFAULT_FACTORY = "trix.train:build_trix_lm"
+DEFAULT_FACTORY = "trix_lm"  # a name in the model factory registry below
 
 
 @dataclass
@@ -96,11 +96,84 @@ def build_trix_lm(model_cfg: Dict[str, Any]):
     return TriXLM(TriXLMConfig(**model_cfg))
 
 
-def resolve_factory(spec: str) -> Callable[[Dict[str, Any]], Any]:
+# Model factories by name. A checkpoint or config file names its factory; the name is looked up
+# here and never imported, so a downloaded file cannot run code (docs/format.md "Checkpoints").
+# Users add theirs in code with register_model_factory; `--model-factory module:function` on the
+# command line imports one explicitly (import_model_factory), which is the user's own choice.
+# Worker processes (spawned: fresh interpreters) learn the factories this process registered from
+# code through the environment variable TRIX_MODEL_FACTORIES ("name=module:function;..."), which this
+# process writes and its children inherit; it is never read from a file.
+_FACTORY_ENV = "TRIX_MODEL_FACTORIES"
+_FACTORIES: Dict[str, Callable[[Dict[str, Any]], Any]] = {DEFAULT_FACTORY: build_trix_lm}
+_LEGACY_NAMES = {"trix.train:build_trix_lm": DEFAULT_FACTORY}  # what checkpoints before the registry name
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is unreadable, foreign or malformed (one-line message naming what is wrong)."""
+
+
+def register_model_factory(name: str, fn: Callable[[Dict[str, Any]], Any]) -> None:
+    """Make ``fn(model_config_dict) -> nn.Module`` available under ``name`` to train(), load_checkpoint()
+    and the CLI. Registering a name again replaces it."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_model_factory: argument 'name' must be a non-empty string, got {name!r}")
+    if not callable(fn):
+        raise TypeError(f"register_model_factory: argument 'fn' must be callable, got {type(fn).__name__}")
+    _FACTORIES[name] = fn
+    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if mod and mod != "__main__" and "<" not in qual and "=" not in name and ";" not in name:
+        entries = [e for e in os.environ.get(_FACTORY_ENV, "").split(";") if e and not e.startswith(name + "=")]
+        os.environ[_FACTORY_ENV] = ";".join(entries + [f"{name}={mod}:{qual}"])
+
+
+def _factory_from_parent(name: str) -> Optional[Callable[[Dict[str, Any]], Any]]:
+    """The factory a parent process registered under name (see TRIX_MODEL_FACTORIES), imported."""
+    for entry in os.environ.get(_FACTORY_ENV, "").split(";"):
+        key, _, target = entry.rpartition("=")
+        if key == name and ":" in target:
+            mod, _, qual = target.partition(":")
+            try:
+                fn: Any = importlib.import_module(mod)
+                for part in qual.split("."):
+                    fn = getattr(fn, part)
+            except (ImportError, AttributeError):
+                return None
+            _FACTORIES.setdefault(name, fn)
+            return _FACTORIES[name]
+    return None
+
+
+def model_factories() -> List[str]:
+    """The registered factory names."""
+    return sorted(_FACTORIES)
+
+
+def import_model_factory(spec: str) -> str:
+    """Import ``module:function`` and register it under that spec: for a spec the user typed (the CLI's
+    --model-factory), never for one read from a file. Returns the registered name."""
+    if spec in _FACTORIES or spec in _LEGACY_NAMES:
+        return spec
     mod, sep, attr = spec.partition(":")
-    if not sep:
-        raise ValueError(f"model factory must look like 'module:function', got {spec!r}")
-    return getattr(importlib.import_module(mod), attr)
+    if not sep or not mod or not attr:
+        raise ValueError(f"--model-factory must be a registered name {model_factories()} or 'module:function', "
+                         f"got {spec!r}")
+    try:
+        fn = getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"--model-factory {spec!r}: cannot import it ({e})") from None
+    register_model_factory(spec, fn)
+    return spec
+
+
+def resolve_factory(spec: str) -> Callable[[Dict[str, Any]], Any]:
+    """The registered factory called ``spec`` (old checkpoints' "trix.train:build_trix_lm" is the default)."""
+    if not isinstance(spec, str):
+        raise ValueError(f"model factory must be a registered name, got {type(spec).__name__}")
+    spec = _LEGACY_NAMES.get(spec, spec)
+    if spec not in _FACTORIES and _factory_from_parent(spec) is None:
+        raise ValueError(f"unknown model factory {spec!r}; registered: {model_factories()} (register yours in code "
+                         f"with trix.train.register_model_factory; a name in a file is never imported)")
+    return _FACTORIES[spec]
 
 
 # ---------------------------------------------------------------------------------------------- utils
@@ -278,7 +351,7 @@ def train(cfg: TrainConfig, dataset, out_dir: Optional[Path] = None, *, probe: O
     start, seconds, steps_timed = 0, 0.0, 0
 
     if resume and ckpt_path is not None and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=cfg.device, weights_only=False)
+        ck = read_checkpoint(ckpt_path, cfg.device, RESUME_KEYS)
         if ck["train_config"] != asdict(cfg):
             raise ValueError(f"{ckpt_path} was written by a different config; use another --out or delete it")
         model.load_state_dict(ck["model"])
@@ -367,15 +440,72 @@ def train(cfg: TrainConfig, dataset, out_dir: Optional[Path] = None, *, probe: O
         tiles_active_per_token=routing_stats.get("tiles_active_per_token"))
 
 
-def load_checkpoint(path: Path, device: str = "cpu"):
-    """(model in eval mode, vocab chars, checkpoint dict) from a checkpoint written by train()."""
+MODEL_KEYS = ("train_config", "model_config", "model", "vocab")
+RESUME_KEYS = MODEL_KEYS + ("optimizer", "data_rng", "torch_rng", "iter", "history", "seconds", "steps_timed")
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+def read_checkpoint(path: Path, device: str = "cpu", keys=MODEL_KEYS) -> Dict[str, Any]:
+    """The dict saved by train(), read as data only (``weights_only=True``: tensors, numbers, strings,
+    lists and dicts; no pickled code runs). Raises FileNotFoundError, or CheckpointError naming the
+    first missing or mistyped entry."""
     import torch
 
-    if not Path(path).is_file():
+    path = Path(path)
+    if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    ck = torch.load(path, map_location=device, weights_only=False)
-    model = resolve_factory(ck["train_config"]["model_factory"])(ck["model_config"]).to(device)
-    model.load_state_dict(ck["model"])
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file; all mean "not a checkpoint"
+        text = str(e)
+        if "Weights only load failed" in text:  # torch's advice to retry unsafely is not ours to repeat
+            why = next((ln.strip() for ln in text.splitlines() if "Unsupported" in ln), "")
+            why = why.split(" was not an allowed global")[0]
+            raise CheckpointError(f"{path}: not a readable checkpoint: it holds more than tensors and plain data"
+                                  f"{' (' + why + ')' if why else ''}, and checkpoints are read as data only") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_one_line(e)})") from None
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"{path}: not a TriX checkpoint (a {type(ck).__name__}, expected a dict)")
+    missing = [k for k in keys if k not in ck]
+    if missing:
+        raise CheckpointError(f"{path}: not a TriX checkpoint: missing {', '.join(repr(k) for k in missing)}")
+    for k, t in (("train_config", dict), ("model_config", dict), ("model", dict), ("vocab", str)):
+        if k in keys and not isinstance(ck[k], t):
+            raise CheckpointError(f"{path}: entry {k!r} is a {type(ck[k]).__name__}, expected a {t.__name__}")
+    factory = ck["train_config"].get("model_factory", DEFAULT_FACTORY)
+    if not isinstance(factory, str):
+        raise CheckpointError(f"{path}: entry 'train_config.model_factory' is not a string")
+    # an old checkpoint's default factory is today's: resuming it compares equal configs
+    ck["train_config"]["model_factory"] = _LEGACY_NAMES.get(factory, factory)
+    return ck
+
+
+def load_checkpoint(path: Path, device: str = "cpu"):
+    """(model in eval mode, vocab chars, checkpoint dict) from a checkpoint written by train().
+
+    The model comes from the registered factory the checkpoint names (never from an import of a name in
+    the file). A bad file is a FileNotFoundError or a CheckpointError with a one-line message."""
+    ck = read_checkpoint(path, device)
+    name = ck["train_config"].get("model_factory", DEFAULT_FACTORY)
+    try:
+        factory = resolve_factory(name)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    try:
+        model = factory(dict(ck["model_config"])).to(device)
+    except (TypeError, ValueError, KeyError, RuntimeError, MemoryError) as e:
+        raise CheckpointError(f"{path}: its model_config does not build a model with {name!r} ({_one_line(e)})") from None
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as e:
+        expected, got = set(model.state_dict()), set(ck["model"])
+        detail = (f"missing {sorted(expected - got)[:3]}" if expected - got else
+                  f"unexpected {sorted(got - expected)[:3]}" if got - expected else _one_line(e))
+        raise CheckpointError(f"{path}: its weights do not fit its model_config ({detail})") from None
     model.eval()
     return model, ck["vocab"], ck
 
@@ -430,6 +560,20 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
+_FIELD_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
+
+
+def check_config_types(cfg: TrainConfig) -> None:
+    """A config file's values against the fields' declared types: a wrong type is a one-line
+    ValueError before training, not a TypeError deep inside it."""
+    for name, f in TrainConfig.__dataclass_fields__.items():
+        t = str(f.type)
+        want = dict if t.startswith("Dict") else _FIELD_TYPES.get(t)
+        v = getattr(cfg, name)
+        if want is not None and (not isinstance(v, want) or (isinstance(v, bool) and t != "bool")):
+            raise ValueError(f"config field {name!r} must be of type {t}, got {type(v).__name__} {v!r}")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -441,6 +585,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)  # N processes on N cores: one thread each avoids oversubscription
     try:
         cfg = config_from_args(args)
+        check_config_types(cfg)
         dataset = load_dataset(args.data)
     except (DataError, ValueError, OSError) as e:
         print(f"trix train: {e}", file=sys.stderr)
@@ -466,9 +611,15 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     try:
+        if args.tokens < 0:
+            raise ValueError(f"argument --tokens must be >= 0, got {args.tokens}")
+        if not args.temperature > 0:
+            raise ValueError(f"argument --temperature must be > 0, got {args.temperature}")
+        if args.top_k is not None and args.top_k < 1:
+            raise ValueError(f"argument --top-k must be >= 1, got {args.top_k}")
         model, chars, _ = load_checkpoint(Path(args.checkpoint), args.device)
         text = sample(model, chars, args.prompt, args.tokens, args.temperature, args.top_k, args.seed, args.device)
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError, KeyError) as e:
         print(f"trix generate: {e}", file=sys.stderr)
         return 2
     print(text)

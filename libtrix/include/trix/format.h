@@ -13,11 +13,13 @@ constexpr char kFormatMagic[8] = {'T', 'R', 'I', 'X', 'T', 'E', 'R', 'N'};
 constexpr uint16_t kFormatVersion = 1;
 constexpr uint16_t kHeaderBytes = 64;
 constexpr uint32_t kLayoutRowBlock128 = 1;  // the only layout of version 1
+constexpr uint64_t kMaxPackedDim = uint64_t(1) << 40;  // rows and cols of a stored tensor, at most
 
 // Serialized size of a view.
 uint64_t serialized_bytes(const TernaryView& v);
 std::vector<uint8_t> serialize(const TernaryView& v);
-// Throws FormatError on a bad magic, version, layout, size or checksum.
+// Throws FormatError, naming the field, on a bad magic, version, layout, shape, size, checksum, code
+// or scale; every size is checked against the bytes present before anything is allocated.
 PackedTernary deserialize(const uint8_t* bytes, uint64_t n);
 
 // File helpers. save_packed writes to a temporary file and renames it, so a reader never sees half.

@@ -7,6 +7,7 @@
 // Ties always go to the lowest id (tiles) or the lowest index (clusters).
 #pragma once
 #include <cstdint>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,30 @@ struct Explanation {
   float exact_score = 0;
 };
 
+// Limits of a memory (docs/memory.md "File format"); a file outside them is a FormatError.
+constexpr int64_t kMaxMemoryDim = int64_t(1) << 23;  // = kMaxI8Depth: int8 scores stay exact
+constexpr int64_t kMaxMemoryIds = int64_t(1) << 40;  // ids ever issued
+constexpr int kMaxKMeansIters = 1000;
+constexpr int64_t kMaxTrainPerCluster = int64_t(1) << 24;
+constexpr double kMaxSlack = 1000.0;
+constexpr double kMaxRebuildFactor = 1e6;
+// Checks the ranges of every field of opt (the maxima above); throws std::invalid_argument naming it.
+void check_index_options(const IndexOptions& opt, const char* func);
+
+namespace detail {
+// A shared mutex that a copy or move of its owner does not share: each memory has its own.
+struct MemoryMutex {
+  std::shared_mutex m;
+  MemoryMutex() = default;
+  MemoryMutex(const MemoryMutex&) {}
+  MemoryMutex& operator=(const MemoryMutex&) { return *this; }
+};
+}  // namespace detail
+
+// Thread safety: every public member takes the memory's shared mutex, shared for lookups, get,
+// compose, explain and save, exclusive for add, remove, replace, build and prepare; so concurrent
+// lookups run in parallel and a writer waits for them (and they for it). Copying or moving a memory,
+// and the reference index_options() returns, are not synchronized.
 class SignatureMemory {
  public:
   explicit SignatureMemory(int64_t dim);
@@ -104,11 +129,11 @@ class SignatureMemory {
   static SignatureMemory from_tiles(const TernaryView& up, int64_t tiles);
 
   int64_t dim() const { return dim_; }
-  int64_t size() const { return size_; }
-  int64_t next_id() const { return next_id_; }
+  int64_t size() const;
+  int64_t next_id() const;
   bool contains(int64_t id) const;
-  int levels() const { return static_cast<int>(levels_.size()) + 1; }
-  int64_t num_clusters() const { return static_cast<int64_t>(clusters_.size()); }
+  int levels() const;
+  int64_t num_clusters() const;
   std::vector<int64_t> cluster_sizes() const;
   int64_t cluster_of(int64_t id) const;
   // Bytes held: packed signatures, ids, the id map, the tree (not the prepared layout below).
@@ -123,9 +148,9 @@ class SignatureMemory {
   // only where the active SIMD level has the lookup kernel; scores then equal the unprepared ones
   // within the float tolerance of docs/benchmarks.md (int8 queries stay exact and unchanged).
   void prepare(bool on = true);
-  bool prepared() const { return prepared_; }
+  bool prepared() const;
   int64_t prepared_nbytes() const;
-  bool needs_rebuild() const { return dirty_; }
+  bool needs_rebuild() const;
   const IndexOptions& index_options() const { return opts_; }
 
   // Living memory. add returns the new ids (never reused); a new tile joins its nearest leaf.
@@ -196,6 +221,8 @@ class SignatureMemory {
   void check_drift();
   void prepare_cluster(Cluster& cl) const;
 
+  mutable detail::MemoryMutex mu_;
+  friend class MemoryGuard;
   bool prepared_ = false;
 
   int64_t dim_ = 0;

@@ -63,6 +63,12 @@ void pack_int8(const int8_t* w, int64_t rows, int64_t cols, uint8_t* out);
 // Unpacks to int8 {-1, 0, 1}. A code 11 or a non-zero padding weight is a FormatError.
 void unpack_int8(const uint8_t* packed, int64_t rows, int64_t cols, int8_t* out);
 
+// Checks that rows * packed_row_bytes(cols) bytes hold only valid codes (no 11) with zero padding;
+// throws FormatError("<func>: invalid code 11 at row r, column c" or "... non-zero padding ...").
+// Kernels trust their packed input: bytes that come from a user or a file are checked once, where
+// they enter (deserialize, PreparedMatrix, SignatureMemory, trix.PackedTernary in Python).
+void validate_packed(const uint8_t* packed, int64_t rows, int64_t cols, const char* func = "validate_packed");
+
 // The prototype's layout (no header): codes 00 = 0, 01 = +1, 10 = -1, weight i of a group of four at
 // bits 2i..2i+1, each row padded to a multiple of 4 weights, ceil(cols / 4) bytes per row.
 int64_t prototype_row_bytes(int64_t cols);

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,5 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json and not Path(args.json).resolve().parent.is_dir():  # fail before the benchmark, not after
+        raise FileNotFoundError(f"--json {args.json}: directory {Path(args.json).resolve().parent} does not exist")
     name = next((n for n in ("memory", "train", "routing") if getattr(args, n)), "kernels")
     return int(importlib.import_module(f"trix.bench.{name}").run(args) or 0)
