@@ -61,33 +61,38 @@ class Criterion:
     detail: str
 
 
-def beats(name_a: str, name_b: str, stats: Dict[str, ArmStats]) -> Criterion:
-    title = f"{name_a} beats {name_b}"
+def _compare(name_a: str, name_b: str, stats: Dict[str, ArmStats], verb: str, judge_fn) -> Criterion:
+    """A criterion "A <verb> B": judge_fn(diff = mean(A) - mean(B), se) -> (passed, explanation)."""
+    title = f"{name_a} {verb} {name_b}"
     a, b = stats.get(name_a), stats.get(name_b)
     if a is None or b is None:
         return Criterion(title, None, "not run")
     se = diff_se(a, b)
-    gain = b.mean - a.mean
-    nums = f"{name_a} {a.text()} vs {name_b} {b.text()}: gain {gain:+.4f}"
+    diff = a.mean - b.mean
+    nums = f"{name_a} {a.text()} vs {name_b} {b.text()}"
     if se is None:
         return Criterion(title, None, nums + "; needs >= 2 seeds per arm")
+    passed, why = judge_fn(diff, se)
+    return Criterion(title, passed, f"{nums}: {why}")
+
+
+def _beats_rule(diff: float, se: float):
     need = max(MIN_BEAT_NATS, SE_FACTOR * se)
-    return Criterion(title, gain > need, nums + f", need > {need:.4f} (2 se = {SE_FACTOR * se:.4f})")
+    return -diff > need, f"gain {-diff:+.4f}, need > {need:.4f} (2 se = {SE_FACTOR * se:.4f})"
+
+
+def _matches_rule(diff: float, se: float):
+    limit = max(MIN_BEAT_NATS, min(MATCH_MARGIN_NATS, SE_FACTOR * se))
+    return diff <= limit, (f"loses {diff:+.4f}, allowed <= {limit:.4f} "
+                           f"(max({MIN_BEAT_NATS}, min({MATCH_MARGIN_NATS}, 2 se = {SE_FACTOR * se:.4f})))")
+
+
+def beats(name_a: str, name_b: str, stats: Dict[str, ArmStats]) -> Criterion:
+    return _compare(name_a, name_b, stats, "beats", _beats_rule)
 
 
 def matches(name_a: str, name_b: str, stats: Dict[str, ArmStats]) -> Criterion:
-    title = f"{name_a} matches {name_b}"
-    a, b = stats.get(name_a), stats.get(name_b)
-    if a is None or b is None:
-        return Criterion(title, None, "not run")
-    se = diff_se(a, b)
-    loss = a.mean - b.mean
-    nums = f"{name_a} {a.text()} vs {name_b} {b.text()}: loses {loss:+.4f}"
-    if se is None:
-        return Criterion(title, None, nums + "; needs >= 2 seeds per arm")
-    limit = max(MIN_BEAT_NATS, min(MATCH_MARGIN_NATS, SE_FACTOR * se))
-    return Criterion(title, loss <= limit, nums + f", allowed <= {limit:.4f} "
-                     f"(max({MIN_BEAT_NATS}, min({MATCH_MARGIN_NATS}, 2 se = {SE_FACTOR * se:.4f})))")
+    return _compare(name_a, name_b, stats, "matches", _matches_rule)
 
 
 def judge(losses: Dict[str, List[float]], routing_params: Dict[str, int], mean_mi_bits: Optional[float]) -> List[Criterion]:
