@@ -109,11 +109,11 @@ void bind_memory_class(nb::module_& m) {
         mm.build(o);
       }, nb::arg("levels"), nb::arg("leaf_size"), nb::arg("seed"), nb::arg("iters"), nb::arg("slack"),
          nb::arg("max_train_per_cluster"), nb::arg("rebuild_factor"), nb::arg("auto_rebuild"))
-      .def("build_from_assignment", [](Mem& mm, InArray assign, int64_t k) {
+      .def("build_from_assignment", [](Mem& mm, InArray assign, int64_t k, bool sign_routes) {
         check_array(assign, "SignatureMemory.build_from_assignment", "assignment", DType::i32, {kAny});
         nb::gil_scoped_release rel;
-        mm.build_from_assignment(ptr<int32_t>(assign), assign.shape(0), k);
-      }, nb::arg("assignment"), nb::arg("clusters"))
+        mm.build_from_assignment(ptr<int32_t>(assign), assign.shape(0), k, sign_routes);
+      }, nb::arg("assignment"), nb::arg("clusters"), nb::arg("sign_routes") = false)
       .def("search", [](const Mem& mm, InArray q, int64_t k, int64_t probes, int64_t up, bool exact, bool quantize) {
         const int64_t n = rows_of(q, "SignatureMemory.search", "queries", DType::f32, mm.dim());
         trix::SearchResult r;

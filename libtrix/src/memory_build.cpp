@@ -36,6 +36,7 @@ void SignatureMemory::build(const IndexOptions& opt) {
   check_index_options(opt, f);  // and the maxima a saved memory must respect
   opts_ = opt;
   dirty_ = false;
+  sign_routes_ = false;
   const int64_t n = size_;
   // Every tile by ascending id: the tree depends on the stored set, not on the order of updates.
   std::vector<int64_t> ids;
@@ -121,7 +122,7 @@ void SignatureMemory::install(const std::vector<int64_t>& ids, const std::vector
     for (Cluster& cl : clusters_) prepare_cluster(cl);
 }
 
-void SignatureMemory::build_from_assignment(const int32_t* leaf_of, int64_t n, int64_t k) {
+void SignatureMemory::build_from_assignment(const int32_t* leaf_of, int64_t n, int64_t k, bool sign_routes) {
   TRIX_MEMORY_WRITE(*this);
   const char* f = "SignatureMemory.build_from_assignment";
   TRIX_CHECK_ARG(n == size_, f, "assignment", "must have one entry per stored tile (", size_, "), got ", n);
@@ -144,6 +145,7 @@ void SignatureMemory::build_from_assignment(const int32_t* leaf_of, int64_t n, i
   opts_.levels = 2;
   opts_.auto_rebuild = false;  // the caller owns the clustering: never replace it behind its back
   dirty_ = false;
+  sign_routes_ = sign_routes;
   install(ids, x, leaves, {0, k});
 }
 
@@ -160,6 +162,13 @@ void SignatureMemory::refresh_node_route(size_t l, int64_t c) {
     const Cluster& cl = clusters_[static_cast<size_t>(leaf)];
     for (int64_t j = 0; j < dim_; ++j) sum[j] += cl.sum[j];
     count += static_cast<int64_t>(cl.ids.size());
+  }
+  if (sign_routes_) {  // the caller's rule: sign of the members' sum, unscaled
+    std::vector<int32_t> sgn(static_cast<size_t>(dim_));
+    for (int64_t j = 0; j < dim_; ++j) sgn[j] = (sum[j] > 0) - (sum[j] < 0);
+    mem::pack_sign(sgn.data(), dim_, lv.route.data() + c * rb_);
+    lv.route_scale[c] = 1.0f;
+    return;
   }
   lv.route_scale[c] = mem::route_key(sum.data(), count, dim_, lv.route.data() + c * rb_);
 }

@@ -69,6 +69,9 @@ uint64_t get64(const uint8_t* p) { uint64_t v = 0; for (int i = 7; i >= 0; --i) 
 
 std::vector<uint8_t> SignatureMemory::serialize() const {
   TRIX_MEMORY_READ(*this);
+  if (sign_routes_)  // the file format has no field for it: a reload would route by the fitted keys
+    throw std::invalid_argument("SignatureMemory.save: a memory built with build_from_assignment(..., "
+                                "sign_routes=true) cannot be saved; save its keys and assignment instead");
   Writer w;
   w.b.resize(kHeader, 0);
   w.u64(static_cast<uint64_t>(opts_.levels));

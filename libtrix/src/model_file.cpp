@@ -345,7 +345,7 @@ void parse_model(ModelImpl& m) {
         if (members[static_cast<size_t>(k)] == 0) bad(detail::concat("tensor '", p, "ffn.cluster_of': cluster ", k, " is empty"));
       // The tree the Python packed path builds: the stored signatures, the module's clusters.
       L.memory = std::make_unique<SignatureMemory>(SignatureMemory::from_packed(L.sig));
-      L.memory->build_from_assignment(L.cluster_of, T, c.clusters);
+      L.memory->build_from_assignment(L.cluster_of, T, c.clusters, /*sign_routes=*/true);
       m.extra_bytes += L.memory->nbytes();
       if (L.select_bias) {  // the masked path needs the cluster signatures: sign of the members' sum
         std::vector<int8_t> s(static_cast<size_t>(T * d)), cs(static_cast<size_t>(c.clusters * d));

@@ -231,11 +231,14 @@ class SignatureMemory:
                       _int(iters, "iters", f), float(slack), _int(max_train_per_cluster, "max_train_per_cluster", f),
                       float(rebuild_factor), bool(auto_rebuild))
 
-    def build_from_assignment(self, assignment: Any, clusters: int) -> None:
+    def build_from_assignment(self, assignment: Any, clusters: int, sign_routes: bool = False) -> None:
         """A 2-level tree with given clusters: assignment int [N] maps the i-th stored key (ascending id) to
-        a leaf in [0, clusters); every leaf must be non-empty. Automatic rebuilds are turned off."""
+        a leaf in [0, clusters); every leaf must be non-empty. Automatic rebuilds are turned off.
+        sign_routes=True ranks leaves by q . sign(sum of their members), HierarchicalTriXFFN's cluster
+        signatures, instead of the fitted routing keys (such a memory cannot be saved)."""
         a = _ids(assignment, "assignment", np.int32)
-        self._m.build_from_assignment(a, _int(clusters, "clusters", "SignatureMemory.build_from_assignment"))
+        self._m.build_from_assignment(a, _int(clusters, "clusters", "SignatureMemory.build_from_assignment"),
+                                      bool(sign_routes))
 
     def search(self, queries: Any, k: int = 1, probes: int = 1, upper_probes: int = 0, exact: bool = False,
                quantize: bool = False) -> SearchResult:

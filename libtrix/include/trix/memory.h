@@ -163,8 +163,10 @@ class SignatureMemory {
   // Builds (or rebuilds) the tree over the current tiles.
   void build(const IndexOptions& opt = {});
   // A 2-level tree with the caller's clusters: tile i (in ascending id order) goes to leaf leaf_of[i]
-  // in [0, k); every leaf must be non-empty. Automatic rebuilds are turned off.
-  void build_from_assignment(const int32_t* leaf_of, int64_t n, int64_t k);
+  // in [0, k); every leaf must be non-empty. Automatic rebuilds are turned off. sign_routes: leaves
+  // are ranked by q . sign(sum of their members) (the rule HierarchicalTriXFFN trains with) instead
+  // of the fitted routing keys; such a memory cannot be saved.
+  void build_from_assignment(const int32_t* leaf_of, int64_t n, int64_t k, bool sign_routes = false);
 
   // q: [n, d]. Float queries are scored in float; quantize = true scores int8 absmax rows instead.
   SearchResult search(const float* q, int64_t n, const SearchOptions& opt, bool quantize = false) const;
@@ -231,6 +233,7 @@ class SignatureMemory {
   int64_t next_id_ = 0;
   int64_t built_size_ = 0;   // tiles at the last build
   bool dirty_ = false;
+  bool sign_routes_ = false;  // build_from_assignment(..., sign_routes = true)
   IndexOptions opts_{};
   std::vector<Level> levels_;     // empty: one leaf holds every tile (flat)
   std::vector<Cluster> clusters_;

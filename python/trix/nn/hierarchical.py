@@ -77,7 +77,8 @@ class HierarchicalTriXFFN(TriXFFN):
         from ..memory import SignatureMemory
 
         mem = SignatureMemory.from_signatures(self._packed[2].numpy())
-        mem.build_from_assignment(self.cluster_of.cpu().numpy(), self.clusters)
+        # the tree ranks clusters by the module's own cluster signatures: the routing it trained with
+        mem.build_from_assignment(self.cluster_of.cpu().numpy(), self.clusters, sign_routes=True)
         self._memory = mem
         self._cluster_sig = self.cluster_signatures(self._packed[2].float())
         self._cluster_sig_packed = ops.pack_int8(self._cluster_sig.to(torch.int8).contiguous())
