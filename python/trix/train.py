@@ -613,8 +613,8 @@ def run_generate(args: argparse.Namespace) -> int:
     try:
         if args.tokens < 0:
             raise ValueError(f"argument --tokens must be >= 0, got {args.tokens}")
-        if not args.temperature > 0:
-            raise ValueError(f"argument --temperature must be > 0, got {args.temperature}")
+        if not args.temperature >= 0:  # 0 means greedy, as in trix_generate and trix.Model
+            raise ValueError(f"argument --temperature must be >= 0 (0: greedy), got {args.temperature}")
         if args.top_k is not None and args.top_k < 1:
             raise ValueError(f"argument --top-k must be >= 1, got {args.top_k}")
         model, chars, _ = load_checkpoint(Path(args.checkpoint), args.device)
