@@ -72,7 +72,7 @@ def test_generate(capsys, files, tmp_path):
     fails_cleanly(capsys, ["generate", str(foreign)], "missing 'train_config', 'model_config', 'model', 'vocab'")
     torch.save([1, 2, 3], foreign)
     fails_cleanly(capsys, ["generate", str(foreign)], "expected a dict")
-    fails_cleanly(capsys, ["generate", files["text"], "--temperature", "0"], "--temperature must be > 0")
+    fails_cleanly(capsys, ["generate", files["text"], "--temperature", "-1"], "--temperature must be >= 0")
 
 
 class _Boom:
