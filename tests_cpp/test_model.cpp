@@ -2,11 +2,14 @@
 // not depend on the thread count, every routing method runs, sampling follows its options.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "test_model_util.h"
 #include "trix/error.h"
 #include "trix/model.h"
+#include "trix/cpu.h"
 #include "trix/threads.h"
 
 namespace {
@@ -103,6 +106,37 @@ TEST(Model, ThreadCountDoesNotChangeABit) {
     EXPECT_EQ(g1, g2) << name_of(c);
   }
   trix::set_num_threads(before);
+}
+
+// At AVX-512 levels the engine multiplies float-activation ternary matrices through table-lookup
+// layouts built at load (d and hidden multiples of 16 so the tiles use them too). They must agree with
+// the public-format kernels within float reordering, and not depend on the thread count.
+TEST(Model, TableLayoutsMatchThePublicKernels) {
+  const trix::SimdLevel best = trix::simd_level();
+  const int threads = trix::get_num_threads();
+  if (best != trix::SimdLevel::avx512 && best != trix::SimdLevel::avx512_vnni)
+    GTEST_SKIP() << "no table-lookup GEMV at level " << trix::simd_level_name(best);
+  for (const Case& c : all_cases()) {
+    const auto rm = random_model(c.ffn, c.routing, 3, c.ternary_attn, c.top_k, /*d_model=*/32);
+    const auto b = rm.bytes();
+    const trix::Model m = trix::Model::from_bytes(b.data(), b.size());  // layouts built at this level
+    trix::set_num_threads(1);
+    const std::vector<float> lut = full_logits(m, kTokens);
+    trix::set_num_threads(2);
+    const std::vector<float> lut2 = full_logits(m, kTokens);
+    EXPECT_EQ(0, std::memcmp(lut.data(), lut2.data(), lut.size() * 4)) << name_of(c);
+    trix::set_simd_level(trix::SimdLevel::avx2);  // the same model object, public-format kernels
+    const std::vector<float> pub = full_logits(m, kTokens);
+    trix::set_simd_level(best);
+    float worst = 0, scale = 1e-3f;
+    for (size_t i = 0; i < lut.size(); ++i) {
+      worst = std::max(worst, std::fabs(lut[i] - pub[i]));
+      scale = std::max(scale, std::fabs(pub[i]));
+    }
+    EXPECT_LE(worst, 1e-4f * scale) << name_of(c);
+    if (c.ternary_attn || c.ffn != FfnKind::mlp) EXPECT_GT(m.nbytes(), static_cast<int64_t>(b.size())) << name_of(c);
+  }
+  trix::set_num_threads(threads);
 }
 
 TEST(Model, RoutingMethodsDiffer) {

@@ -49,6 +49,9 @@ def main(argv=None) -> int:
             break
     data = "".join(parts)[: args.chars]
     out = Path(args.out)
+    if not out.parent.is_dir():
+        print(f"stdlib_corpus: --out's folder does not exist: {out.parent}", file=sys.stderr)
+        return 2
     fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(data)

@@ -6,6 +6,7 @@
 #include "contracts.h"
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
+#include "lut_gemm.h"
 #include "trix/error.h"
 
 namespace trix {
@@ -34,6 +35,14 @@ void check_ffn(const TiledFFN& f, const char* func) {
 
 void tiled_ffn(const float* x, int64_t n, const TiledFFN& f, Activation act, const int32_t* tile_idx,
                const float* gates, int64_t k, float* y, float* hidden_pre) {
+  detail::tiled_ffn_lut(x, n, f, act, tile_idx, gates, k, y, hidden_pre, nullptr, nullptr);
+}
+
+namespace detail {
+
+void tiled_ffn_lut(const float* x, int64_t n, const TiledFFN& f, Activation act, const int32_t* tile_idx,
+                   const float* gates, int64_t k, float* y, float* hidden_pre, const uint8_t* up_lut,
+                   const uint8_t* down_lut) {
   check_ffn(f, "tiled_ffn");
   TRIX_CHECK_ARG(n >= 0, "tiled_ffn", "x", "must have a non-negative row count, got ", n);
   TRIX_CHECK_ARG(k >= 1, "tiled_ffn", "tile_idx", "must have at least one slot per row, got ", k);
@@ -63,6 +72,7 @@ void tiled_ffn(const float* x, int64_t n, const TiledFFN& f, Activation act, con
   std::vector<float> slot_out(static_cast<size_t>(n * k * d), 0.0f);
   if (hidden_pre) std::fill(hidden_pre, hidden_pre + n * k * h, 0.0f);
   const kernels::Kernels& kern = kernels::active();
+  const bool lut = up_lut && down_lut && lut_available() && h % kernels::kLutRows == 0 && d % kernels::kLutRows == 0;
   std::vector<float> xt, ht, zt;
   for (int64_t t = 0; t < T; ++t) {
     const int64_t cnt = offset[t + 1] - offset[t];
@@ -74,7 +84,10 @@ void tiled_ffn(const float* x, int64_t n, const TiledFFN& f, Activation act, con
       const int64_t row = order[offset[t] + j] / k;
       std::copy(x + row * d, x + row * d + d, xt.begin() + j * d);
     }
-    kernels::par_gemm_f32(kern, xt.data(), cnt, d, f.up.data, t * h, (t + 1) * h, ht.data(), h);
+    if (lut)
+      lut_gemm(xt.data(), cnt, d, up_lut, t * h, (t + 1) * h, ht.data(), h);
+    else
+      kernels::par_gemm_f32(kern, xt.data(), cnt, d, f.up.data, t * h, (t + 1) * h, ht.data(), h);
     for (int64_t j = 0; j < cnt; ++j) {
       const int64_t s = order[offset[t] + j];
       for (int64_t r = 0; r < h; ++r) {
@@ -84,7 +97,10 @@ void tiled_ffn(const float* x, int64_t n, const TiledFFN& f, Activation act, con
         v = activate(act, v);
       }
     }
-    kernels::par_gemm_f32(kern, ht.data(), cnt, h, f.down.data, t * d, (t + 1) * d, zt.data(), d);
+    if (lut)
+      lut_gemm(ht.data(), cnt, h, down_lut, t * d, (t + 1) * d, zt.data(), d);
+    else
+      kernels::par_gemm_f32(kern, ht.data(), cnt, h, f.down.data, t * d, (t + 1) * d, zt.data(), d);
     for (int64_t j = 0; j < cnt; ++j) {
       const int64_t s = order[offset[t] + j];
       for (int64_t c = 0; c < d; ++c) slot_out[s * d + c] = zt[j * d + c] * f.down.scale(t * d + c);
@@ -101,5 +117,7 @@ void tiled_ffn(const float* x, int64_t n, const TiledFFN& f, Activation act, con
     }
   }
 }
+
+}  // namespace detail
 
 }  // namespace trix

@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 
+#include "lut_gemm.h"
 #include "model_internal.h"
 #include "trix/error.h"
 #include "trix/format.h"
@@ -204,6 +205,14 @@ ModelImpl::~ModelImpl() {
   if (map) munmap(map, map_len);
 }
 
+// Float-activation ternary layers get the table-lookup layout where the active level has that GEMV
+// (2.5x faster than the public-format kernel at AVX-512; costs the matrix's packed size once more).
+static void prepare_lut(ModelLinear& l, int64_t& extra_bytes) {
+  if (!l.ternary || l.int8 || !detail::lut_available()) return;
+  l.lut = detail::lut_layout(l.w);
+  extra_bytes += static_cast<int64_t>(l.lut.size());
+}
+
 void parse_model(ModelImpl& m) {
   const uint8_t* b = m.base;
   const uint64_t n = m.size;
@@ -313,6 +322,7 @@ void parse_model(ModelImpl& m) {
     L.qkv = linear(p + "attn.qkv", 3 * d, d, tern_attn);
     L.proj = linear(p + "attn.proj", d, d, tern_attn);
     L.qkv.int8 = L.proj.int8 = has(c.flags, kFlagAttentionInt8);
+    for (ModelLinear* l : {&L.qkv, &L.proj}) prepare_lut(*l, m.extra_bytes);
     if (has(c.flags, kFlagBlockNorm2)) L.ln2_w = f32(p + "ln2.weight"), L.ln2_b = f32(p + "ln2.bias");
     if (c.ffn == FfnKind::mlp) {
       L.fc1 = linear(p + "ffn.fc1.weight", h, d, false, f32(p + "ffn.fc1.bias"));
@@ -320,6 +330,11 @@ void parse_model(ModelImpl& m) {
       continue;
     }
     L.tiles = TiledFFN{ternary(p + "ffn.up", T * h, d), ternary(p + "ffn.down", T * d, h), T};
+    if (detail::lut_available() && h % 16 == 0 && d % 16 == 0) {  // tile row ranges start on a layout group
+      L.up_lut = detail::lut_layout(L.tiles.up);
+      L.down_lut = detail::lut_layout(L.tiles.down);
+      m.extra_bytes += static_cast<int64_t>(L.up_lut.size() + L.down_lut.size());
+    }
     if (has(c.flags, kFlagFfnNorm))
       L.norm_w = f32(p + "ffn.norm.weight"), L.norm_b = f32(p + "ffn.norm.bias"), L.out_scale = f32(p + "ffn.out_scale");
     if (has(c.flags, kFlagSelectBias)) L.select_bias = f32(p + "ffn.select_bias");

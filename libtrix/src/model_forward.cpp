@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "lut_gemm.h"
 #include "model_internal.h"
 #include "trix/error.h"
 #include "trix/matmul.h"
@@ -61,7 +62,10 @@ void add_bias_rows(float* s, int64_t n, int64_t t, const float* bias) {
 void autonomy_scores(const ModelLayer& L, const ModelConfig& c, const float* x, int64_t n, float* norms) {
   const int64_t T = c.tiles, h = c.hidden;
   std::vector<float> hid(static_cast<size_t>(n * T * h));
-  matmul(x, n, L.tiles.up, hid.data());
+  if (L.up_lut.empty())
+    matmul(x, n, L.tiles.up, hid.data());
+  else
+    detail::lut_matmul(x, n, L.tiles.up, L.up_lut.data(), hid.data());
   for (int64_t i = 0; i < n * T; ++i) {
     double s = 0;
     for (int64_t r = 0; r < h; ++r) {
@@ -168,7 +172,8 @@ void tiled_forward(const ModelLayer& L, const ModelConfig& c, const float* x, in
       pick(c.top_k);
       break;
   }
-  tiled_ffn(x, n, L.tiles, c.activation, idx.data(), nullptr, k, y);
+  detail::tiled_ffn_lut(x, n, L.tiles, c.activation, idx.data(), nullptr, k, y, nullptr,
+                        L.up_lut.empty() ? nullptr : L.up_lut.data(), L.down_lut.empty() ? nullptr : L.down_lut.data());
 }
 
 // Causal attention of new positions [pos0, pos0 + len) over the cache, for every (sequence, head).
@@ -215,6 +220,8 @@ void linear_forward(const ModelLinear& l, const float* x, int64_t n, float* y) {
     std::vector<float> xs(static_cast<size_t>(n));
     quantize_activations(x, n, l.in, xq.data(), xs.data());
     matmul_i8(xq.data(), xs.data(), n, l.w, y);
+  } else if (!l.lut.empty()) {
+    detail::lut_matmul(x, n, l.w, l.lut.data(), y);
   } else {
     matmul(x, n, l.w, y);
   }

@@ -19,6 +19,7 @@ struct ModelLinear {
   const float* wf = nullptr;
   const float* bias = nullptr;
   int64_t out = 0, in = 0;
+  std::vector<uint8_t> lut;  // float-activation ternary at AVX-512 levels: w's codes for the table GEMV
 };
 
 struct ModelLayer {
@@ -26,6 +27,7 @@ struct ModelLayer {
   ModelLinear qkv, proj;
   ModelLinear fc1, fc2;                 // FfnKind::mlp
   TiledFFN tiles;                       // the tiled kinds
+  std::vector<uint8_t> up_lut, down_lut;  // their table-GEMV layouts (AVX-512 levels), else empty
   TernaryView sig;                      // emergent / random_signatures: ternary signatures [T, d]
   const float* sig_f = nullptr;         // mean_signature: float signatures [T, d]
   ModelLinear gate;                     // learned: [T, d]
