@@ -47,6 +47,31 @@ const float* opt_in(nb::object o, InArray& hold, const char* func, const char* n
 
 }  // namespace
 
+// The arguments train_ffn_forward and train_ffn_backward share, checked once: x [n, d], the tile
+// codes, tile_idx [n, k], optional gates [n, k] (held alive by `gates_hold`), the activation.
+struct FfnArgs {
+  int64_t n = 0, d = 0, h = 0, k = 0;
+  trix::TiledCodes f;
+  InArray gates_hold;
+  const float* gates = nullptr;
+  trix::Activation act{};
+};
+
+FfnArgs ffn_args(const InArray& x, const InArray& upq, const InArray& ups, const InArray& downq, const InArray& downs,
+                 int64_t tiles, const std::string& activation, const InArray& tile_idx, nb::object gates,
+                 const char* fn) {
+  FfnArgs a;
+  check_array(x, fn, "x", DType::f32, {kAny, kAny});
+  a.n = x.shape(0), a.d = x.shape(1);
+  a.f = tiled_codes(upq, ups, downq, downs, tiles, a.d, fn);
+  a.h = a.f.up.rows / tiles;
+  check_array(tile_idx, fn, "tile_idx", DType::i32, {a.n, kAny});
+  a.k = tile_idx.shape(1);
+  a.gates = opt_in(gates, a.gates_hold, fn, "gates", {a.n, a.k});
+  a.act = trix::parse_activation(activation, fn);
+  return a;
+}
+
 void bind_train(nb::module_& m) {
   m.def("train_quantize", [](InArray w, const std::string& rule, float threshold, bool per_row, OutArray q,
                              OutArray scales) {
@@ -90,19 +115,11 @@ void bind_train(nb::module_& m) {
                                 const std::string& activation, InArray tile_idx, nb::object gates, OutArray y,
                                 OutArray hidden_pre) {
     const char* fn = "train_ffn_forward";
-    check_array(x, fn, "x", DType::f32, {kAny, kAny});
-    const int64_t n = x.shape(0), d = x.shape(1);
-    const trix::TiledCodes f = tiled_codes(upq, ups, downq, downs, tiles, d, fn);
-    const int64_t h = f.up.rows / tiles;
-    check_array(tile_idx, fn, "tile_idx", DType::i32, {n, kAny});
-    const int64_t k = tile_idx.shape(1);
-    InArray hg;
-    const float* pg = opt_in(gates, hg, fn, "gates", {n, k});
-    check_array(y, fn, "out", DType::f32, {n, d});
-    check_array(hidden_pre, fn, "hidden_pre", DType::f32, {n, k, h});
-    const trix::Activation act = trix::parse_activation(activation, fn);
+    const FfnArgs a = ffn_args(x, upq, ups, downq, downs, tiles, activation, tile_idx, gates, fn);
+    check_array(y, fn, "out", DType::f32, {a.n, a.d});
+    check_array(hidden_pre, fn, "hidden_pre", DType::f32, {a.n, a.k, a.h});
     nb::gil_scoped_release rel;
-    trix::ffn_train_forward(ptr<float>(x), n, f, act, ptr<int32_t>(tile_idx), pg, k, ptr<float>(y),
+    trix::ffn_train_forward(ptr<float>(x), a.n, a.f, a.act, ptr<int32_t>(tile_idx), a.gates, a.k, ptr<float>(y),
                             ptr<float>(hidden_pre));
   }, nb::arg("x"), nb::arg("upq"), nb::arg("up_scales"), nb::arg("downq"), nb::arg("down_scales"), nb::arg("tiles"),
      nb::arg("activation"), nb::arg("tile_idx"), nb::arg("gates").none(), nb::arg("out"), nb::arg("hidden_pre"));
@@ -112,24 +129,17 @@ void bind_train(nb::module_& m) {
                                  InArray hidden_pre, nb::object dx, nb::object dup, nb::object ddown,
                                  nb::object dgates) {
     const char* fn = "train_ffn_backward";
-    check_array(x, fn, "x", DType::f32, {kAny, kAny});
-    const int64_t n = x.shape(0), d = x.shape(1);
+    const FfnArgs a = ffn_args(x, upq, ups, downq, downs, tiles, activation, tile_idx, gates, fn);
+    const int64_t n = a.n, d = a.d, h = a.h, k = a.k;
     check_array(gy, fn, "gy", DType::f32, {n, d});
-    const trix::TiledCodes f = tiled_codes(upq, ups, downq, downs, tiles, d, fn);
-    const int64_t h = f.up.rows / tiles;
-    check_array(tile_idx, fn, "tile_idx", DType::i32, {n, kAny});
-    const int64_t k = tile_idx.shape(1);
-    InArray hg;
-    const float* pg = opt_in(gates, hg, fn, "gates", {n, k});
     check_array(hidden_pre, fn, "hidden_pre", DType::f32, {n, k, h});
     OutArray hdx, hdu, hdd, hdg;
     float* pdx = opt_out(dx, hdx, fn, "dx", {n, d});
     float* pdu = opt_out(dup, hdu, fn, "dup", {tiles * h, d});
     float* pdd = opt_out(ddown, hdd, fn, "ddown", {tiles * d, h});
     float* pdg = opt_out(dgates, hdg, fn, "dgates", {n, k});
-    const trix::Activation act = trix::parse_activation(activation, fn);
     nb::gil_scoped_release rel;
-    trix::ffn_train_backward(ptr<float>(gy), ptr<float>(x), n, f, act, ptr<int32_t>(tile_idx), pg, k,
+    trix::ffn_train_backward(ptr<float>(gy), ptr<float>(x), n, a.f, a.act, ptr<int32_t>(tile_idx), a.gates, k,
                              ptr<float>(hidden_pre), pdx, pdu, pdd, pdg);
   }, nb::arg("gy"), nb::arg("x"), nb::arg("upq"), nb::arg("up_scales"), nb::arg("downq"), nb::arg("down_scales"),
      nb::arg("tiles"), nb::arg("activation"), nb::arg("tile_idx"), nb::arg("gates").none(), nb::arg("hidden_pre"),

@@ -6,22 +6,19 @@
 #include <fstream>
 #include <string>
 
+#include "byte_order.h"
 #include "trix/error.h"
 
 namespace trix {
 
-namespace {
-void put_u16(uint8_t* p, uint16_t v) { for (int i = 0; i < 2; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i)); }
-void put_u32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i)); }
-void put_u64(uint8_t* p, uint64_t v) { for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i)); }
-uint16_t get_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t get_u32(const uint8_t* p) { uint32_t v = 0; for (int i = 3; i >= 0; --i) v = (v << 8) | p[i]; return v; }
-uint64_t get_u64(const uint8_t* p) { uint64_t v = 0; for (int i = 7; i >= 0; --i) v = (v << 8) | p[i]; return v; }
-
-void put_f32(uint8_t* p, float f) { uint32_t u; std::memcpy(&u, &f, 4); put_u32(p, u); }
-float get_f32(const uint8_t* p) { uint32_t u = get_u32(p); float f; std::memcpy(&f, &u, 4); return f; }
-
-}  // namespace
+using detail::get_f32;
+using detail::get_u16;
+using detail::get_u32;
+using detail::get_u64;
+using detail::put_f32;
+using detail::put_u16;
+using detail::put_u32;
+using detail::put_u64;
 
 uint32_t crc32(const uint8_t* data, uint64_t n, uint32_t crc) {
   static uint32_t table[256];

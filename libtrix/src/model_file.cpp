@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 
+#include "byte_order.h"
 #include "lut_gemm.h"
 #include "model_internal.h"
 #include "trix/error.h"
@@ -20,14 +21,15 @@ namespace trix {
 
 namespace {
 
+using detail::get_u16;
+using detail::get_u32;
+using detail::get_u64;
+using detail::put_u16;
+using detail::put_u32;
+using detail::put_u64;
+
 constexpr uint64_t kHeader = 64, kConfigBytes = 64, kEntryBytes = 96;
 
-void put16(uint8_t* p, uint16_t v) { for (int i = 0; i < 2; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i)); }
-void put32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i)); }
-void put64(uint8_t* p, uint64_t v) { for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i)); }
-uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t get32(const uint8_t* p) { uint32_t v = 0; for (int i = 3; i >= 0; --i) v = (v << 8) | p[i]; return v; }
-uint64_t get64(const uint8_t* p) { uint64_t v = 0; for (int i = 7; i >= 0; --i) v = (v << 8) | p[i]; return v; }
 uint64_t round_up(uint64_t v) { return (v + kModelAlign - 1) / kModelAlign * kModelAlign; }
 
 [[noreturn]] void bad(const std::string& what) { throw FormatError("model file: " + what); }
@@ -132,26 +134,26 @@ void write_config(uint8_t* p, const ModelConfig& c) {
   const int64_t v[] = {c.vocab_size, c.block_size, c.n_layer, c.n_head, c.d_model, static_cast<int64_t>(c.ffn),
                        static_cast<int64_t>(c.routing), c.tiles, c.hidden, c.top_k, c.clusters, c.top_p,
                        static_cast<int64_t>(c.activation), c.flags};
-  for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); ++i) put32(p + 4 * i, static_cast<uint32_t>(v[i]));
+  for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); ++i) put_u32(p + 4 * i, static_cast<uint32_t>(v[i]));
   uint32_t e;
   std::memcpy(&e, &c.norm_eps, 4);
-  put32(p + 56, e);
-  put32(p + 60, 0);
+  put_u32(p + 56, e);
+  put_u32(p + 60, 0);
 }
 
 ModelConfig read_config(const uint8_t* p) {
   ModelConfig c;
-  auto f = [&](int i) { return static_cast<int64_t>(get32(p + 4 * i)); };
+  auto f = [&](int i) { return static_cast<int64_t>(get_u32(p + 4 * i)); };
   c.vocab_size = f(0), c.block_size = f(1), c.n_layer = f(2), c.n_head = f(3), c.d_model = f(4);
   // Enumerations are range-checked in check_config before any use.
-  c.ffn = static_cast<FfnKind>(get32(p + 20));
-  c.routing = static_cast<Routing>(get32(p + 24));
+  c.ffn = static_cast<FfnKind>(get_u32(p + 20));
+  c.routing = static_cast<Routing>(get_u32(p + 24));
   c.tiles = f(7), c.hidden = f(8), c.top_k = f(9), c.clusters = f(10), c.top_p = f(11);
-  c.activation = static_cast<Activation>(get32(p + 48));
-  c.flags = get32(p + 52);
-  const uint32_t e = get32(p + 56);
+  c.activation = static_cast<Activation>(get_u32(p + 48));
+  c.flags = get_u32(p + 52);
+  const uint32_t e = get_u32(p + 56);
   std::memcpy(&c.norm_eps, &e, 4);
-  if (get32(p + 60) != 0) bad("config field 'reserved' must be 0");
+  if (get_u32(p + 60) != 0) bad("config field 'reserved' must be 0");
   return c;
 }
 
@@ -218,16 +220,16 @@ void parse_model(ModelImpl& m) {
   const uint64_t n = m.size;
   if (n < kHeader + kConfigBytes) bad(detail::concat("truncated header: ", n, " bytes, expected at least 128"));
   if (std::memcmp(b, kModelMagic, 8) != 0) bad("bad magic: not a TriX model (expected \"TRIXMODL\")");
-  if (get32(b + 60) != crc32(b, 60)) bad("header checksum mismatch (corrupt header)");
-  if (get16(b + 8) != kModelVersion)
-    bad(detail::concat("unsupported version ", get16(b + 8), ", this build reads ", kModelVersion));
-  if (get16(b + 10) != kHeader) bad("field 'header_bytes' must be 64");
-  if (get32(b + 12) != kConfigBytes) bad("field 'config_bytes' must be 64");
-  const uint64_t count = get64(b + 16), dir = get64(b + 24), data = get64(b + 32), file = get64(b + 40);
-  if (get32(b + 48) != kModelAlign) bad("field 'alignment' must be 64");
-  if (get32(b + 52) != kEntryBytes) bad("field 'entry_bytes' must be 96");
+  if (get_u32(b + 60) != crc32(b, 60)) bad("header checksum mismatch (corrupt header)");
+  if (get_u16(b + 8) != kModelVersion)
+    bad(detail::concat("unsupported version ", get_u16(b + 8), ", this build reads ", kModelVersion));
+  if (get_u16(b + 10) != kHeader) bad("field 'header_bytes' must be 64");
+  if (get_u32(b + 12) != kConfigBytes) bad("field 'config_bytes' must be 64");
+  const uint64_t count = get_u64(b + 16), dir = get_u64(b + 24), data = get_u64(b + 32), file = get_u64(b + 40);
+  if (get_u32(b + 48) != kModelAlign) bad("field 'alignment' must be 64");
+  if (get_u32(b + 52) != kEntryBytes) bad("field 'entry_bytes' must be 96");
   if (file != n) bad(detail::concat("field 'file_bytes' = ", file, " but the file has ", n, n < file ? " (truncated)" : " (trailing bytes)"));
-  if (get32(b + 56) != crc32(b + kHeader, n - kHeader)) bad("payload checksum mismatch (corrupt data)");
+  if (get_u32(b + 56) != crc32(b + kHeader, n - kHeader)) bad("payload checksum mismatch (corrupt data)");
 
   ModelConfig c = read_config(b + kHeader);
   check_config(c);
@@ -239,7 +241,7 @@ void parse_model(ModelImpl& m) {
     bad(detail::concat("field 'data_offset' = ", data, ", expected ", round_up(dir + count * kEntryBytes)));
   m.vocab.resize(static_cast<size_t>(c.vocab_size));
   for (int64_t i = 0; i < c.vocab_size; ++i) {
-    const uint32_t cp = get32(b + kHeader + kConfigBytes + 4 * i);
+    const uint32_t cp = get_u32(b + kHeader + kConfigBytes + 4 * i);
     if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) bad(detail::concat("vocab entry ", i, " is not a Unicode code point"));
     m.vocab[static_cast<size_t>(i)] = cp;
   }
@@ -251,10 +253,10 @@ void parse_model(ModelImpl& m) {
     const void* nul = std::memchr(e, 0, kModelNameBytes);
     if (nul == nullptr || nul == e) bad(detail::concat("tensor entry ", i, ": name empty or not NUL-terminated"));
     const std::string name(reinterpret_cast<const char*>(e), static_cast<const uint8_t*>(nul) - e);
-    const uint32_t kind = get32(e + 48);
+    const uint32_t kind = get_u32(e + 48);
     if (kind > 2) bad(detail::concat("tensor '", name, "': unknown kind ", kind));
-    if (get32(e + 52) != 0) bad("tensor '" + name + "': reserved field must be 0");
-    Entry en{static_cast<TensorKind>(kind), get64(e + 56), get64(e + 64), get64(e + 72), get64(e + 80), get64(e + 88)};
+    if (get_u32(e + 52) != 0) bad("tensor '" + name + "': reserved field must be 0");
+    Entry en{static_cast<TensorKind>(kind), get_u64(e + 56), get_u64(e + 64), get_u64(e + 72), get_u64(e + 80), get_u64(e + 88)};
     if (en.kind != TensorKind::ternary && en.n_scales != 0) bad("tensor '" + name + "': scales on a non-ternary tensor");
     if (en.kind == TensorKind::ternary && en.n_scales > en.rows) bad("tensor '" + name + "': more scales than rows");
     if (en.bytes != tensor_bytes(name, en.kind, en.rows, en.cols, en.n_scales)) bad("tensor '" + name + "': byte count does not match its shape");
@@ -402,36 +404,36 @@ std::vector<uint8_t> serialize_model(const ModelConfig& cfg, const std::vector<u
   std::vector<uint8_t> out(end, 0);
   uint8_t* h = out.data();
   std::memcpy(h, kModelMagic, 8);
-  put16(h + 8, kModelVersion);
-  put16(h + 10, kHeader);
-  put32(h + 12, kConfigBytes);
-  put64(h + 16, tensors.size());
-  put64(h + 24, dir);
-  put64(h + 32, data);
-  put64(h + 40, end);
-  put32(h + 48, kModelAlign);
-  put32(h + 52, kEntryBytes);
+  put_u16(h + 8, kModelVersion);
+  put_u16(h + 10, kHeader);
+  put_u32(h + 12, kConfigBytes);
+  put_u64(h + 16, tensors.size());
+  put_u64(h + 24, dir);
+  put_u64(h + 32, data);
+  put_u64(h + 40, end);
+  put_u32(h + 48, kModelAlign);
+  put_u32(h + 52, kEntryBytes);
   write_config(h + kHeader, cfg);
-  for (size_t i = 0; i < vocab.size(); ++i) put32(h + kHeader + kConfigBytes + 4 * i, vocab[i]);
+  for (size_t i = 0; i < vocab.size(); ++i) put_u32(h + kHeader + kConfigBytes + 4 * i, vocab[i]);
   for (size_t i = 0; i < tensors.size(); ++i) {
     const TensorData& t = tensors[i];
     uint8_t* e = h + dir + i * kEntryBytes;
     std::memcpy(e, t.name.data(), t.name.size());
-    put32(e + 48, static_cast<uint32_t>(t.kind));
-    put64(e + 56, static_cast<uint64_t>(t.rows));
-    put64(e + 64, static_cast<uint64_t>(t.cols));
-    put64(e + 72, t.scales.size());
-    put64(e + 80, offsets[i]);
-    put64(e + 88, t.data.size() + 4 * t.scales.size());
+    put_u32(e + 48, static_cast<uint32_t>(t.kind));
+    put_u64(e + 56, static_cast<uint64_t>(t.rows));
+    put_u64(e + 64, static_cast<uint64_t>(t.cols));
+    put_u64(e + 72, t.scales.size());
+    put_u64(e + 80, offsets[i]);
+    put_u64(e + 88, t.data.size() + 4 * t.scales.size());
     std::memcpy(h + offsets[i], t.data.data(), t.data.size());
     for (size_t s = 0; s < t.scales.size(); ++s) {
       uint32_t u;
       std::memcpy(&u, &t.scales[s], 4);
-      put32(h + offsets[i] + t.data.size() + 4 * s, u);
+      put_u32(h + offsets[i] + t.data.size() + 4 * s, u);
     }
   }
-  put32(h + 56, crc32(h + kHeader, end - kHeader));
-  put32(h + 60, crc32(h, 60));
+  put_u32(h + 56, crc32(h + kHeader, end - kHeader));
+  put_u32(h + 60, crc32(h, 60));
   try {  // the written bytes must load: the same checks as a reader, on an aligned copy
     Model::from_bytes(out.data(), out.size());
   } catch (const FormatError& e) {
