@@ -19,7 +19,7 @@ import os
 import platform
 import resource
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -198,7 +198,11 @@ def trix_methods(keys: np.ndarray, which: List[str]) -> List[Method]:
 
 
 def run_compare(keys: np.ndarray, kinds: List[str], nq: int, threads: List[int], reps: int, which: List[str],
-                label: str, seed: int = 7) -> List[Dict[str, Any]]:
+                label: str, seed: int = 7, checkpoint: Optional[Callable[[List[Dict[str, Any]]], None]] = None
+                ) -> List[Dict[str, Any]]:
+    """Every method x query kind x parameter x thread count, one row each (printed as it comes);
+    checkpoint(rows), if given, is called after each method so a long run that is stopped keeps
+    what it measured."""
     rng = np.random.default_rng(seed)
     qs = {kind: make_queries(keys, nq, kind, rng) for kind in kinds}
     truth = {kind: exact_truth(keys, q) for kind, q in qs.items()}
@@ -225,8 +229,10 @@ def run_compare(keys: np.ndarray, kinds: List[str], nq: int, threads: List[int],
                                      qps=round(qps) if qps == qps else "not timed",
                                      recall1=round(r1, 4), recall10=round(r10, 4), build_s=round(build_s, 1),
                                      bytes_per_key=round(float(bpk), 1)))
-                print(rows[-1], flush=True)
+                    print(rows[-1], flush=True)
         del ix
+        if checkpoint:
+            checkpoint(rows)
     return rows
 
 
@@ -251,9 +257,18 @@ def main(argv: List[str] = None) -> int:
     a = ap.parse_args(argv)
     info = machine()
     keys = make_keys(a.n, np.random.default_rng(a.n), a.keys)
+    partial = (lambda rows: write_json(a.json, dict(machine=info, args=vars(a), rows=rows, partial=True))) if a.json else None
     rows = run_compare(keys, a.queries.split(","), a.nq, [int(t) for t in a.threads.split(",")], a.reps,
-                       a.methods.split(","), a.keys)
+                       a.methods.split(","), a.keys, checkpoint=partial)
     return report(info, a, rows)
+
+
+def write_json(path: str, obj: Dict[str, Any]) -> None:
+    """Atomically: a reader never sees half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
 
 
 def report(info: Dict[str, Any], args: argparse.Namespace, rows: List[Dict[str, Any]]) -> int:
@@ -263,8 +278,7 @@ def report(info: Dict[str, Any], args: argparse.Namespace, rows: List[Dict[str, 
     print(info)
     print(table(rows))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(machine=info, args=vars(args), rows=rows), f, indent=1)
+        write_json(args.json, dict(machine=info, args=vars(args), rows=rows))
     return 0
 
 
