@@ -20,7 +20,8 @@ from trix.cli import main  # noqa: E402
 from trix.validate import verdict as V  # noqa: E402
 from trix.validate.analysis import mutual_information_bits  # noqa: E402
 
-from test_train import tiny_text  # noqa: E402
+from test_train import make_standin, tiny_text  # noqa: E402
+from trix import train as T  # noqa: E402
 
 MICRO = ["--quick", "--iters", "3", "--no-progress", "--model-factory", "test_train:make_standin", "--jobs", "1",
          "--seeds", "2"]
@@ -80,6 +81,27 @@ def test_real_models_in_two_worker_processes(tmp_path):
     h = m["hier16_s0"]
     assert h["tiles_scored_per_token"] == 8 and h["tiles_active_per_token"] == 1  # 4 clusters + 4 members; 1 runs
     assert m["flat16_s0"]["tiles_scored_per_token"] == 16 and m["ternary_dense_s0"]["tiles_active_per_token"] == 4
+
+
+def explodes_in_a_worker(cfg: dict):
+    """A model factory that works in the main process and fails in every spawned worker."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        raise RuntimeError("factory exploded in the worker")
+    return make_standin(cfg)
+
+
+T.register_model_factory("test_validate:explodes_in_a_worker", explodes_in_a_worker)
+
+
+def test_a_failing_worker_names_its_model_and_stops_the_run(tmp_path, capsys):
+    rc = main(["validate", "--data", str(tiny_text(tmp_path)), "--out", str(tmp_path / "fail"), "--quick", "--iters",
+               "3", "--no-progress", "--model-factory", "test_validate:explodes_in_a_worker", "--jobs", "2",
+               "--seeds", "1", "--stages", "dense_baselines"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "training" in err and "failed (worker exit code 1" in err and "Resume with" in err
+    assert not list((tmp_path / "fail" / "models").glob("*/result.json"))
 
 
 def test_finished_stages_are_not_rerun(tmp_path, capsys):

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import DataError
     from . import report, verdict
     from .plan import BUDGETS, select_stages
-    from .runner import Study, StudyConfig, planned_iterations
+    from .runner import Study, StudyConfig, WorkerFailed, planned_iterations
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted; finished models and stages are kept. Resume with:\n  {command}"
               + ("" if args.out else f"  (same --out)"), file=sys.stderr)
         return 130
+    except WorkerFailed as e:
+        print(f"trix validate: {e}. Resume with:\n  {command}", file=sys.stderr)
+        return 1
     elapsed = prev + time.time() - t0
     losses = study.arm_losses()
     rparams = {m["arm"]: m["param_counts"]["routing"] for m in study.models.values()}

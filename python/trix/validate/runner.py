@@ -84,10 +84,14 @@ def train_one(cfg: StudyConfig, out: Path, name: str, dataset=None, progress: bo
     return d
 
 
-def _worker(cfg: StudyConfig, out: str, name: str, progress: bool, slot: int) -> Dict[str, Any]:
+class WorkerFailed(RuntimeError):
+    """A worker process ended without a result (its own error went to stderr)."""
+
+
+def _worker(cfg: StudyConfig, out: str, name: str, progress: bool, slot: int) -> None:
     """Entry point of a worker process (spawned: a fresh interpreter, its own threads)."""
     _set_threads(cfg.threads or 1)
-    return train_one(cfg, Path(out), name, progress=progress, position=slot)
+    train_one(cfg, Path(out), name, progress=progress, position=slot)
 
 
 class Study:
@@ -155,25 +159,40 @@ class Study:
                 self.train_model(n)
             return
         import multiprocessing as mp
+        from multiprocessing.connection import wait
 
-        # A Pool, not a ProcessPoolExecutor: on Ctrl-C (or any error) terminate() stops the workers at
-        # once; each model keeps its last checkpoint, so the next run resumes it.
-        pool = mp.get_context("spawn").Pool(self.cfg.jobs)
+        # One spawned process per model, no Pool: on Ctrl-C (or any error) the children are terminated
+        # directly, with no queue or lock shared with them that a stopped child could leave held (a
+        # Pool's terminate() can then wait forever). Each child hands back its result in the
+        # result.json it writes atomically; each model keeps its last checkpoint, so a rerun resumes.
+        ctx = mp.get_context("spawn")
+        running: Dict[str, Any] = {}  # name -> (process, progress-bar slot)
         try:
-            pending = [pool.apply_async(_worker, (self.cfg, str(self.out), n, self.progress, i % self.cfg.jobs))
-                       for i, n in enumerate(todo)]
-            while pending:
-                for r in [r for r in pending if r.ready()]:
-                    pending.remove(r)
-                    self._report_model(r.get())
-                if pending:
-                    pending[0].wait(0.5)
-            pool.close()
+            while todo or running:
+                while todo and len(running) < self.cfg.jobs:
+                    slot = min(set(range(self.cfg.jobs)) - {s for _, s in running.values()})
+                    name = todo.pop(0)
+                    p = ctx.Process(target=_worker, args=(self.cfg, str(self.out), name, self.progress, slot),
+                                    name=f"trix-validate-{name}")
+                    p.start()
+                    running[name] = (p, slot)
+                wait([p.sentinel for p, _ in running.values()], timeout=1.0)
+                for name, (p, _) in list(running.items()):
+                    if p.exitcode is None:
+                        continue
+                    del running[name]
+                    done = self._finished(name) if p.exitcode == 0 else None
+                    if done is None:
+                        raise WorkerFailed(f"training {name} failed (worker exit code {p.exitcode}; "
+                                           "its error is printed above); finished models are kept")
+                    self._report_model(done)
         except BaseException:
-            pool.terminate()
+            for p, _ in running.values():
+                p.terminate()
             raise
         finally:
-            pool.join()
+            for p, _ in running.values():
+                p.join()
 
     def load_model(self, name: str):
         return load_checkpoint(self.model_dir(name) / "ckpt.pt", self.cfg.device)
