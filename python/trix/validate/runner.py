@@ -88,10 +88,14 @@ class WorkerFailed(RuntimeError):
     """A worker process ended without a result (its own error went to stderr)."""
 
 
-def _worker(cfg: StudyConfig, out: str, name: str, progress: bool, slot: int) -> None:
-    """Entry point of a worker process (spawned: a fresh interpreter, its own threads)."""
+def _worker_loop(cfg: StudyConfig, out: str, progress: bool, slot: int, conn) -> None:
+    """A worker process (spawned: a fresh interpreter, its own threads): trains each model name it
+    receives and answers with the name; None ends it. An error ends the process (exit code 1, the
+    traceback on stderr), which the main process reports."""
     _set_threads(cfg.threads or 1)
-    train_one(cfg, Path(out), name, progress=progress, position=slot)
+    while (name := conn.recv()) is not None:
+        train_one(cfg, Path(out), name, progress=progress, position=slot)
+        conn.send(name)
 
 
 class Study:
@@ -161,38 +165,53 @@ class Study:
         import multiprocessing as mp
         from multiprocessing.connection import wait
 
-        # One spawned process per model, no Pool: on Ctrl-C (or any error) the children are terminated
-        # directly, with no queue or lock shared with them that a stopped child could leave held (a
-        # Pool's terminate() can then wait forever). Each child hands back its result in the
-        # result.json it writes atomically; each model keeps its last checkpoint, so a rerun resumes.
+        # cfg.jobs spawned workers, each fed model names over its own pipe (no Pool: its shared queue
+        # and locks can leave terminate() waiting forever for a lock a stopped worker held). A worker
+        # reports each model back by name once its result.json is written (atomically); on Ctrl-C or
+        # any error the main process terminates the workers, and every model keeps its last
+        # checkpoint, so a rerun resumes.
         ctx = mp.get_context("spawn")
-        running: Dict[str, Any] = {}  # name -> (process, progress-bar slot)
+        workers = []  # (process, connection, progress-bar slot)
+        busy: Dict[Any, str] = {}  # connection -> model name
         try:
-            while todo or running:
-                while todo and len(running) < self.cfg.jobs:
-                    slot = min(set(range(self.cfg.jobs)) - {s for _, s in running.values()})
-                    name = todo.pop(0)
-                    p = ctx.Process(target=_worker, args=(self.cfg, str(self.out), name, self.progress, slot),
-                                    name=f"trix-validate-{name}")
-                    p.start()
-                    running[name] = (p, slot)
-                wait([p.sentinel for p, _ in running.values()], timeout=1.0)
-                for name, (p, _) in list(running.items()):
-                    if p.exitcode is None:
-                        continue
-                    del running[name]
-                    done = self._finished(name) if p.exitcode == 0 else None
+            for slot in range(min(self.cfg.jobs, len(todo))):
+                mine, theirs = ctx.Pipe()
+                p = ctx.Process(target=_worker_loop, args=(self.cfg, str(self.out), self.progress, slot, theirs),
+                                name=f"trix-validate-{slot}")
+                p.start()
+                theirs.close()
+                workers.append((p, mine, slot))
+            idle = [w[1] for w in workers]
+            while todo or busy:
+                while todo and idle:
+                    conn = idle.pop()
+                    busy[conn] = todo.pop(0)
+                    conn.send(busy[conn])
+                for conn in wait(list(busy), timeout=1.0):
+                    name = busy.pop(conn)
+                    try:
+                        ok = conn.recv() == name
+                    except EOFError:
+                        ok = False
+                    done = self._finished(name) if ok else None
                     if done is None:
-                        raise WorkerFailed(f"training {name} failed (worker exit code {p.exitcode}; "
-                                           "its error is printed above); finished models are kept")
+                        proc = next(p for p, c, _ in workers if c is conn)
+                        proc.join(10)  # reap it, for its exit code
+                        code = proc.exitcode
+                        raise WorkerFailed(f"training {name} failed (worker exit code {code}; its error is printed "
+                                           "above); finished models are kept")
                     self._report_model(done)
+                    idle.append(conn)
+            for _, conn, _ in workers:
+                conn.send(None)
         except BaseException:
-            for p, _ in running.values():
+            for p, _, _ in workers:
                 p.terminate()
             raise
         finally:
-            for p, _ in running.values():
+            for p, conn, _ in workers:
                 p.join()
+                conn.close()
 
     def load_model(self, name: str):
         return load_checkpoint(self.model_dir(name) / "ckpt.pt", self.cfg.device)
