@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -29,12 +30,38 @@ int default_threads() {
 std::atomic<int> g_threads{default_threads()};
 thread_local bool t_in_worker = false;
 
+// How long an idle worker (and the caller waiting for its parts) spins before sleeping on a
+// condition variable: waking a sleeping thread costs tens of microseconds on a virtual machine,
+// more than a whole product of a 1024 x 1024 layer, so back-to-back regions (a model's layers)
+// would otherwise pay it twice per call. OpenMP runtimes spin the same way (KMP_BLOCKTIME).
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Spins until done() or kSpin has passed; returns done().
+template <class Done>
+bool spin_until(Done done) {
+  const auto end = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > end) return done();
+  }
+}
+
 class Pool {
  public:
   ~Pool() {
     {
       std::lock_guard<std::mutex> lk(mu_);
       stop_ = true;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -49,15 +76,18 @@ class Pool {
       std::lock_guard<std::mutex> lk(mu_);
       job_ = &job;
       parts_ = parts;
-      pending_ = parts - 1;
-      ++generation_;
+      pending_.store(parts - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     t_in_worker = true;  // nested calls from the caller's part run inline too
     job(0);
     t_in_worker = false;
-    std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [&] { return pending_ == 0; });
+    if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lk(mu_);
+      done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
+    std::lock_guard<std::mutex> lk(mu_);
     job_ = nullptr;
     return true;
   }
@@ -75,17 +105,22 @@ class Pool {
     uint64_t seen = 0;
     for (;;) {
       const std::function<void(int)>* job;
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
       {
+        // The region's fields are read under the lock, so a worker that was slow to see one region
+        // reads a consistent later one (a region never ends before its participants have run).
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+        cv_.wait(lk, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
         if (stop_) return;
-        seen = generation_;
+        seen = generation_.load(std::memory_order_relaxed);
         if (id >= parts_) continue;
         job = job_;
       }
       (*job)(id);  // the job catches its own exceptions
-      std::lock_guard<std::mutex> lk(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lk(mu_);  // the caller may be about to sleep: wake it under the lock
+        done_cv_.notify_one();
+      }
     }
   }
 
@@ -93,8 +128,9 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
   const std::function<void(int)>* job_ = nullptr;
-  int parts_ = 0, pending_ = 0;
-  uint64_t generation_ = 0;
+  int parts_ = 0;
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
 };
 
