@@ -258,9 +258,13 @@ def test_interrupting_the_main_process_stops_the_workers(tmp_path):
     import time
 
     out = tmp_path / "int"
-    cmd = [sys.executable, "-m", "trix", "validate", "--data", str(tiny_text(tmp_path)), "--out", str(out),
-           "--quick", "--iters", "100000", "--no-progress", "--stages", "dense_baselines", "--seeds", "1",
-           "--jobs", "2"]
+    args = ["validate", "--data", str(tiny_text(tmp_path)), "--out", str(out), "--quick", "--iters", "100000",
+            "--no-progress", "--stages", "dense_baselines", "--seeds", "1", "--jobs", "2"]
+    # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
+    # inherited SIG_IGN: give the run Python's own handler, as a Ctrl-C at a terminal would find it.
+    boot = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            f"sys.argv = ['trix'] + {args!r}; runpy.run_module('trix', run_name='__main__')")
+    cmd = [sys.executable, "-c", boot]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 240
