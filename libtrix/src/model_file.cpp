@@ -21,9 +21,11 @@ namespace trix {
 
 namespace {
 
+using detail::get_f32;
 using detail::get_u16;
 using detail::get_u32;
 using detail::get_u64;
+using detail::put_f32;
 using detail::put_u16;
 using detail::put_u32;
 using detail::put_u64;
@@ -135,9 +137,7 @@ void write_config(uint8_t* p, const ModelConfig& c) {
                        static_cast<int64_t>(c.routing), c.tiles, c.hidden, c.top_k, c.clusters, c.top_p,
                        static_cast<int64_t>(c.activation), c.flags};
   for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); ++i) put_u32(p + 4 * i, static_cast<uint32_t>(v[i]));
-  uint32_t e;
-  std::memcpy(&e, &c.norm_eps, 4);
-  put_u32(p + 56, e);
+  put_f32(p + 56, c.norm_eps);
   put_u32(p + 60, 0);
 }
 
@@ -151,8 +151,7 @@ ModelConfig read_config(const uint8_t* p) {
   c.tiles = f(7), c.hidden = f(8), c.top_k = f(9), c.clusters = f(10), c.top_p = f(11);
   c.activation = static_cast<Activation>(get_u32(p + 48));
   c.flags = get_u32(p + 52);
-  const uint32_t e = get_u32(p + 56);
-  std::memcpy(&c.norm_eps, &e, 4);
+  c.norm_eps = get_f32(p + 56);
   if (get_u32(p + 60) != 0) bad("config field 'reserved' must be 0");
   return c;
 }
@@ -426,11 +425,7 @@ std::vector<uint8_t> serialize_model(const ModelConfig& cfg, const std::vector<u
     put_u64(e + 80, offsets[i]);
     put_u64(e + 88, t.data.size() + 4 * t.scales.size());
     std::memcpy(h + offsets[i], t.data.data(), t.data.size());
-    for (size_t s = 0; s < t.scales.size(); ++s) {
-      uint32_t u;
-      std::memcpy(&u, &t.scales[s], 4);
-      put_u32(h + offsets[i] + t.data.size() + 4 * s, u);
-    }
+    for (size_t s = 0; s < t.scales.size(); ++s) put_f32(h + offsets[i] + t.data.size() + 4 * s, t.scales[s]);
   }
   put_u32(h + 56, crc32(h + kHeader, end - kHeader));
   put_u32(h + 60, crc32(h, 60));

@@ -19,9 +19,12 @@ import os
 import platform
 import resource
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+
+from ..train import atomic_write_text
 
 D = 256
 SNR = 1.0
@@ -257,18 +260,10 @@ def main(argv: List[str] = None) -> int:
     a = ap.parse_args(argv)
     info = machine()
     keys = make_keys(a.n, np.random.default_rng(a.n), a.keys)
-    partial = (lambda rows: write_json(a.json, dict(machine=info, args=vars(a), rows=rows, partial=True))) if a.json else None
+    partial = (lambda rows: atomic_write_text(Path(a.json), json.dumps(dict(machine=info, args=vars(a), rows=rows, partial=True), indent=1))) if a.json else None
     rows = run_compare(keys, a.queries.split(","), a.nq, [int(t) for t in a.threads.split(",")], a.reps,
                        a.methods.split(","), a.keys, checkpoint=partial)
     return report(info, a, rows)
-
-
-def write_json(path: str, obj: Dict[str, Any]) -> None:
-    """Atomically: a reader never sees half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def report(info: Dict[str, Any], args: argparse.Namespace, rows: List[Dict[str, Any]]) -> int:
@@ -278,7 +273,7 @@ def report(info: Dict[str, Any], args: argparse.Namespace, rows: List[Dict[str, 
     print(info)
     print(table(rows))
     if args.json:
-        write_json(args.json, dict(machine=info, args=vars(args), rows=rows))
+        atomic_write_text(Path(args.json), json.dumps(dict(machine=info, args=vars(args), rows=rows), indent=1))
     return 0
 
 

@@ -37,8 +37,9 @@ BUDGETS: Dict[str, Budget] = {
                          eval_batch_size=16, warmup=10), probe_tokens=128, analysis_batches=2, sample_tokens=100),
     # nanoGPT's CPU configuration (4 layers, 4 heads, width 128, context 64, batch 12, 2000 iterations,
     # lr 1e-3 -> 1e-4 cosine, warm-up 100, no dropout), every model its full 2000 iterations; the
-    # curves are evaluated every 250 iterations as nanoGPT does (every 100 took ~10% of each model's
-    # time), the verdict on the final 50-batch evaluation
+    # curves are evaluated every 250 iterations as nanoGPT does (with every 100, model walls were
+    # 12.5% above their timed steps, docs/results/stdlib; with 250, 7%, docs/results/default), the
+    # verdict on the final 50-batch evaluation
     "default": Budget("default", dict(BASE_MODEL),
                       dict(iters=2000, batch_size=12, eval_interval=250, eval_batches=8, final_eval_batches=50,
                            eval_batch_size=32, warmup=100), probe_tokens=1024, analysis_batches=20,

@@ -165,13 +165,13 @@ class Study:
         import multiprocessing as mp
         from multiprocessing.connection import wait
 
-        # cfg.jobs spawned workers, each fed model names over its own pipe (no Pool: its shared queue
-        # and locks can leave terminate() waiting forever for a lock a stopped worker held). A worker
+        # cfg.jobs spawned workers, each fed model names over its own pipe (nothing shared with them,
+        # so terminating one leaves nothing held), reused across models. A worker
         # reports each model back by name once its result.json is written (atomically); on Ctrl-C or
         # any error the main process terminates the workers, and every model keeps its last
         # checkpoint, so a rerun resumes.
         ctx = mp.get_context("spawn")
-        workers = []  # (process, connection, progress-bar slot)
+        workers = []  # (process, connection)
         busy: Dict[Any, str] = {}  # connection -> model name
         try:
             for slot in range(min(self.cfg.jobs, len(todo))):
@@ -180,8 +180,8 @@ class Study:
                                 name=f"trix-validate-{slot}")
                 p.start()
                 theirs.close()
-                workers.append((p, mine, slot))
-            idle = [w[1] for w in workers]
+                workers.append((p, mine))
+            idle = [conn for _, conn in workers]
             while todo or busy:
                 while todo and idle:
                     conn = idle.pop()
@@ -195,21 +195,21 @@ class Study:
                         ok = False
                     done = self._finished(name) if ok else None
                     if done is None:
-                        proc = next(p for p, c, _ in workers if c is conn)
+                        proc = next(p for p, c in workers if c is conn)
                         proc.join(10)  # reap it, for its exit code
                         code = proc.exitcode
                         raise WorkerFailed(f"training {name} failed (worker exit code {code}; its error is printed "
                                            "above); finished models are kept")
                     self._report_model(done)
                     idle.append(conn)
-            for _, conn, _ in workers:
+            for _, conn in workers:
                 conn.send(None)
         except BaseException:
-            for p, _, _ in workers:
+            for p, _ in workers:
                 p.terminate()
             raise
         finally:
-            for p, conn, _ in workers:
+            for p, conn in workers:
                 p.join()
                 conn.close()
 
