@@ -129,6 +129,7 @@ def test_packed_eval_equals_unpacked_eval(kw):
     y, _, aux = m(x, tok)  # one training call updates EMA / bias state
     (y.sum() + sum(aux.values())).backward()
     m.eval()
+    m.auto_pack = False  # y0: the general unpacked path
     with torch.no_grad():
         y0, i0, _ = m(x, tok)
         m.pack()

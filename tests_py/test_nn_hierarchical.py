@@ -94,6 +94,7 @@ def test_hierarchy_rebuilt_on_schedule_and_saved_in_state_dict():
 @pytest.mark.parametrize("tiles,top_p,top_k", [(8, 2, 1), (64, 1, 1), (64, 3, 2), (256, 2, 1)])
 def test_packed_equals_unpacked(tiles, top_p, top_k):
     m = HierarchicalTriXFFN(32, tiles=tiles, expansion=8, top_p=top_p, top_k=top_k, seed=3).eval()
+    m.auto_pack = False  # y0: the general unpacked path
     x = _x(300, 32, 3)
     with torch.no_grad():
         y0, i0, _ = m(x)

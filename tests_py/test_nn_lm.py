@@ -59,7 +59,7 @@ def test_parameter_count_does_not_depend_on_tiles_and_routing_params_are_counted
                                 dict(ffn="hierarchical", tiles=8, ternary_attention=True),
                                 dict(ffn="sparse", routing="learned", top_k=2)])
 def test_packed_logits_equal_unpacked_eval(kw):
-    m = TriXLM(TriXLMConfig(**SMALL, **kw)).eval()
+    m = TriXLM(TriXLMConfig(**SMALL, **kw)).eval().set_auto_pack(False)  # l0, l2: the general unpacked path
     idx = _idx(seed=1)
     with torch.no_grad():
         l0, i0, _ = m(idx)

@@ -223,7 +223,7 @@ class SignatureMemory:
 
     def build(self, levels: int = 0, leaf_size: int = 0, seed: int = 0, iters: int = 10, slack: float = 0.1,
               max_train_per_cluster: int = 64, rebuild_factor: float = 2.0, auto_rebuild: bool = True) -> None:
-        """Builds the balanced k-means tree. levels: 2, 3 or 0 (2 up to 4194304 keys, else 3);
+        """Builds the balanced k-means tree. levels: 2, 3 or 0 (2 up to 33554432 keys, else 3);
         leaf_size: keys per leaf (0 = ceil(sqrt(N))); leaf sizes stay within
         ceil(m / k) + floor(ceil(m / k) * slack) for each k-means of m keys into k clusters."""
         f = "SignatureMemory.build"

@@ -178,15 +178,14 @@ def resolve_factory(spec: str) -> Callable[[Dict[str, Any]], Any]:
 
 # ---------------------------------------------------------------------------------------------- utils
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file in the same directory, fsync, then os.replace onto ``path``."""
-    import torch
-
+def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """write(binary file) into a temporary file in path's directory, fsync, then os.replace onto path:
+    readers see the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -196,12 +195,19 @@ def atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save, written atomically."""
+    import torch
+
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def lr_at(cfg: TrainConfig, it: int) -> float:

@@ -43,16 +43,18 @@ void compose_signatures(const int8_t* sigs, int64_t m, int64_t d, int8_t* out);
 
 struct IndexOptions {
   int levels = 0;              // levels of the tree including the tile level: 2, 3; 0 = 2 up to
-                               // kThreeLevelTiles (4M) tiles, 3 above
+                               // kThreeLevelTiles (32M) tiles, 3 above
   int64_t leaf_size = 0;       // target tiles per leaf cluster; 0 = ceil(sqrt(n))
   KMeansOptions kmeans{0, 10, 0.1, 64};  // seed, iterations, slack, sample of every k-means of the build
   double rebuild_factor = 2.0; // a leaf past rebuild_factor * its capacity, or a tile count that moved
                                // by that factor since the build, marks the index for a rebuild
   bool auto_rebuild = true;    // rebuild at the end of the add/remove/replace that marks it
 };
-// Measured (docs/memory.md): up to millions of keys a 2-level tree scores fewer signatures for the
-// same recall than 3 levels, whose group signatures (sign of a sum over many leaves) are weak keys.
-constexpr int64_t kThreeLevelTiles = int64_t(1) << 22;
+// Measured (docs/memory.md "Ten million keys"): a group's key (its members' mean) is a weak key
+// when groups are unions of unrelated families, so 3 levels lose most of the recall (10M family keys:
+// recall@1 0.08 at 1 probe against 0.98 with 2 levels, built in 4.5 min). 3 levels only where the
+// 2-level build (N * sqrt(N) scores) would take hours.
+constexpr int64_t kThreeLevelTiles = int64_t(1) << 25;
 
 struct SearchOptions {
   int64_t k = 1;             // results per query, best first

@@ -178,6 +178,7 @@ class TriXFFN(Packable):
         psig = ops.pack_int8(sig.numpy()) if sig.dtype == torch.int8 else None
         self._packed_np = (self._packed[0].numpy(), self._packed[1].numpy(), psig,
                            self.select_bias.detach().cpu().numpy().copy())
+        self._auto_key = None
         return self
 
     # ---------------------------------------------------------------- routing
@@ -300,6 +301,7 @@ class TriXFFN(Packable):
                              f"got shape {list(x.shape)}")
         if self._packed is not None and self.training:
             raise RuntimeError(f"{type(self).__name__}: packed modules run in eval mode only; call unpack()")
+        self._sync_auto_pack(x)
         shape = x.shape
         x2 = x.reshape(-1, self.d_model)
         tok = None if token_ids is None else token_ids.reshape(-1)

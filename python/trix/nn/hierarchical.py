@@ -67,6 +67,8 @@ class HierarchicalTriXFFN(TriXFFN):
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
         self.rebuild()
 
+    _derived = TriXFFN._derived + ("_memory", "_cluster_sig", "_cluster_sig_packed")
+
     # ---------------------------------------------------------------- packed inference
     def pack(self) -> "HierarchicalTriXFFN":
         """Packs the tiles and loads their signatures into a libtrix SignatureMemory with this module's
@@ -189,6 +191,8 @@ class HierarchicalTriXFFN(TriXFFN):
         return aux
 
     def forward(self, x: torch.Tensor, token_ids: Optional[torch.Tensor] = None):
+        if x.shape[-1] == self.d_model:
+            self._sync_auto_pack(x)
         if (self._memory is not None and not self.training and self._mode() == "emergent" and self.bias_rate == 0
                 and x.dtype == torch.float32 and x.shape[-1] == self.d_model):
             tok = None if token_ids is None else token_ids.reshape(-1)

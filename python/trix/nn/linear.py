@@ -53,6 +53,7 @@ class TriXLinear(Packable):
                                f"are on {self.weight.device}")
         self._packed = pack_weight(self.weight, self.quant)
         self._packed_np = self._packed.numpy()  # numpy views: no DLPack round trip per call
+        self._auto_key = None
         return self
 
 
@@ -60,6 +61,7 @@ class TriXLinear(Packable):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"TriXLinear.forward: argument 'x' must have last dim {self.in_features}, "
                              f"got shape {list(x.shape)}")
+        self._sync_auto_pack(x)
         shape = x.shape
         x2 = x.reshape(-1, self.in_features)
         if self._packed_np is not None and use_libtrix(x2):
@@ -73,7 +75,7 @@ class TriXLinear(Packable):
                 packed = weight_packed(self.weight, self.quant)  # eval without pack(): packed once per change
             y = ternary_linear(x2, self.weight, self.quant, packed)
         if self.bias is not None:
-            y = y + self.bias
+            y = y + self.bias.to(y.dtype)  # bf16 activations stay bf16
         return y.reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:

@@ -229,6 +229,14 @@ class TriXLM(nn.Module):
                 m.unpack()
         return self
 
+    def set_auto_pack(self, on: bool) -> "TriXLM":
+        """Whether eval calls without autograd pack the ternary layers automatically (default on; see
+        trix.nn.packing.Packable). Off: they run the general unpacked path (a reference, or to debug)."""
+        for m in self.modules():
+            if isinstance(m, (TriXLinear, TriXFFN)):
+                m.auto_pack = bool(on)
+        return self
+
     def telemetry(self) -> List[Dict[str, object]]:
         """One dict per block (empty for a float FFN): usage, entropy, dead_tiles, signature_diversity, churn."""
         return [b.ffn.telemetry() if isinstance(b.ffn, TriXFFN) else {} for b in self.blocks]
