@@ -34,3 +34,16 @@ def test_the_loader_refuses_wrong_keys_and_pickles(tmp_path):
     np.savez(bad, keys=np.array([{"a": 1}], dtype=object), meta=np.array(json.dumps({})))
     with pytest.raises(ValueError, match="pickle"):
         load_trained_keys(bad)
+
+
+def test_markdown_marks_the_first_point_at_099_per_method():
+    from trix.bench.memory_compare import markdown
+
+    rows = [dict(queries="near", method=m, param=p, threads=t, qps=q, nq=10, nq_timed=10, recall1=r, recall10=r,
+                 build_s=1.0, bytes_per_key=8.0)
+            for m, p, r, q in (("a", 1, 0.98, 100), ("a", 2, 0.995, 50), ("a", 4, 0.9995, 20), ("b", 1, 0.999, 7))
+            for t in (1, 2)]
+    text = markdown(rows)
+    assert "| a | **2** | **50** | 50 | 10 | **0.995** |" in text
+    assert "| a | **4** | **20** |" in text and "| b | **1** | **7** |" in text
+    assert "| a | 1 | 100 | 100 |" in text

@@ -155,12 +155,16 @@ def faiss_methods(keys: np.ndarray, which: List[str]) -> List[Method]:
     if "flat" in which:
         out.append(Method("faiss IndexFlatIP", [None], lambda: add_chunks(faiss.IndexFlatIP(D)),
                           float_search, lambda ix: 4 * D))
-    if "hnsw" in which:
-        def hnsw():
+    # FAISS's default efConstruction (40), and 200 (hnswlib's default): a better graph for a longer build.
+    for name, efc, label in (("hnsw", 40, "M=32"), ("hnsw200", 200, "M=32 efConstruction=200")):
+        if name not in which:
+            continue
+
+        def hnsw(efc=efc):
             ix = faiss.IndexHNSWFlat(D, 32, faiss.METRIC_INNER_PRODUCT)
-            ix.hnsw.efConstruction = 40
+            ix.hnsw.efConstruction = efc
             return add_chunks(ix)
-        out.append(Method("faiss IndexHNSWFlat M=32 (param efSearch)", [16, 32, 64, 128, 256, 512], hnsw,
+        out.append(Method(f"faiss IndexHNSWFlat {label} (param efSearch)", [16, 32, 64, 128, 256, 512, 1024], hnsw,
                           float_search, lambda ix: 4 * D + 2 * 32 * 4 * 1.05))  # level 0: 2M links of 4 B
 
     def ivf(factory):
@@ -196,25 +200,25 @@ def faiss_methods(keys: np.ndarray, which: List[str]) -> List[Method]:
     return out
 
 
-def trix_methods(keys: np.ndarray, which: List[str]) -> List[Method]:
+def trix_methods(keys: np.ndarray, which: List[str], slack: float = 0.1) -> List[Method]:
     from .. import memory
 
     def build():
         m = memory.SignatureMemory.from_signatures(keys)
-        m.build()
+        m.build(slack=slack)
         return m
 
     probes = [1, 2, 3, 4, 8, 16, 32, 64]
     out = []
     if "trix" in which:
-        out.append(Method("trix tree (param probes)", probes, build,
+        out.append(Method("trix tree (param probes)" + ("" if slack == 0.1 else f" slack={slack:g}"), probes, build,
                           lambda m, q, k, p: m.search(q, k=k, probes=p).scores, lambda m: m.nbytes / len(keys)))
     return out
 
 
 def run_compare(keys: np.ndarray, kinds: List[str], nq: int, threads: List[int], reps: int, which: List[str],
-                label: str, seed: int = 7, checkpoint: Optional[Callable[[List[Dict[str, Any]]], None]] = None
-                ) -> List[Dict[str, Any]]:
+                label: str, seed: int = 7, checkpoint: Optional[Callable[[List[Dict[str, Any]]], None]] = None,
+                slack: float = 0.1) -> List[Dict[str, Any]]:
     """Every method x query kind x parameter x thread count, one row each (printed as it comes);
     checkpoint(rows), if given, is called after each method so a long run that is stopped keeps
     what it measured."""
@@ -223,7 +227,7 @@ def run_compare(keys: np.ndarray, kinds: List[str], nq: int, threads: List[int],
     truth = {kind: exact_truth(keys, q) for kind, q in qs.items()}
     rows: List[Dict[str, Any]] = []
     set_threads(max(threads))
-    for meth in trix_methods(keys, which) + faiss_methods(keys, which):
+    for meth in trix_methods(keys, which, slack) + faiss_methods(keys, which):
         t0 = time.perf_counter()
         ix = meth.build_fn()
         build_s = time.perf_counter() - t0
@@ -262,6 +266,33 @@ def table(rows: List[Dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def markdown(rows: List[Dict[str, Any]]) -> str:
+    """The rows as docs/memory.md prints them: one table per query kind, QPS per thread count side by
+    side, and, per method, the first parameter that reaches recall@1 0.99 and 0.999 marked in bold."""
+    threads = sorted({r["threads"] for r in rows})
+    out = []
+    for kind in dict.fromkeys(r["queries"] for r in rows):
+        out += [f"\n{kind} queries:\n", "| index | param | " + " | ".join(f"QPS, {t} thr" for t in threads) +
+                " | queries timed | recall@1 | recall@10 | build s | bytes/key |",
+                "|---|---|" + "---|" * (len(threads) + 5)]
+        points: Dict[Tuple[str, Any], Dict[int, Dict[str, Any]]] = {}
+        for r in rows:
+            if r["queries"] == kind:
+                points.setdefault((r["method"], r["param"]), {})[r["threads"]] = r
+        reached = set()
+        for (method, param), by_t in points.items():
+            r = next(iter(by_t.values()))
+            mark = [x for x in (0.99, 0.999) if r["recall1"] >= x and (method, x) not in reached]
+            reached.update((method, x) for x in mark)
+            qps = [f"{by_t[t]['qps']:,}" if isinstance(by_t.get(t, {}).get("qps"), int) else "-" for t in threads]
+            cells = [method, str(param)] + qps + [str(r.get("nq_timed", r["nq"])), str(r["recall1"]),
+                                                  str(r["recall10"]), str(r["build_s"]), str(r["bytes_per_key"])]
+            if mark:
+                cells = [f"**{c}**" if i in (1, 2, 2 + len(threads) + 1) else c for i, c in enumerate(cells)]
+            out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv: List[str] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--keys", default="families", choices=["families", "random", "trained"])
@@ -272,8 +303,13 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--queries", default="near,uniform,pair")
     ap.add_argument("--methods", default="trix,flat,hnsw,ivfflat,ivfsq8,ivfpq,binivf")
+    ap.add_argument("--slack", type=float, default=0.1, help="the TriX build's leaf-size slack (default 0.1)")
     ap.add_argument("--json")
+    ap.add_argument("--markdown", metavar="JSON", help="print the tables of a finished run's JSON and exit")
     a = ap.parse_args(argv)
+    if a.markdown:
+        print(markdown(json.loads(Path(a.markdown).read_text())["rows"]))
+        return 0
     info = machine()
     if a.keys == "trained":
         if not a.keys_file:
@@ -283,7 +319,7 @@ def main(argv: List[str] = None) -> int:
         keys = make_keys(a.n, np.random.default_rng(a.n), a.keys)
     partial = (lambda rows: atomic_write_text(Path(a.json), json.dumps(dict(machine=info, args=vars(a), rows=rows, partial=True), indent=1))) if a.json else None
     rows = run_compare(keys, a.queries.split(","), a.nq, [int(t) for t in a.threads.split(",")], a.reps,
-                       a.methods.split(","), a.keys, checkpoint=partial)
+                       a.methods.split(","), a.keys, checkpoint=partial, slack=a.slack)
     return report(info, a, rows)
 
 
