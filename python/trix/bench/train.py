@@ -82,11 +82,28 @@ def bench_ffn_step(d: int, tiles: int, tokens: int, threads: int, repeats: int) 
         xi = x.clone().requires_grad_(True)
         dense(xi).square().mean().backward()
 
-    names = ["top1", "top2", "all_tiles", "module_top1", "float"]
-    t = _median_times([ternary(1), ternary(2), ternary(tiles), step_module, step_float], repeats)
+    # The limit of the all-tiles step: libtrix's training GEMM (the ternary linear forward: decode, then
+    # the register-blocked float GEMM) against torch.mm on the up projection's shape [tokens, d] x [4d, d]^T.
+    from trix.autograd import weight_codes
+
+    w_up = torch.randn(hidden, d, generator=g)
+    q_up, s_up = weight_codes(w_up)
+    w_eff = q_up.float() * s_up
+
+    def gemm_trix():
+        torch.ops.trix.ternary_linear(x, w_up, q_up, s_up)
+
+    def gemm_torch():
+        torch.mm(x, w_eff.t())
+
+    names = ["top1", "top2", "all_tiles", "module_top1", "gemm_trix", "gemm_torch", "float"]
+    t = _median_times([ternary(1), ternary(2), ternary(tiles), step_module, gemm_trix, gemm_torch, step_float],
+                      repeats)
     row: Dict[str, object] = {"d": d, "tiles": tiles, "tokens": tokens, "threads": threads}
     row.update({f"{n}_s": v for n, v in zip(names, t)})
-    row.update({f"{n}_over_float": v / t[-1] for n, v in zip(names[:-1], t[:-1])})
+    row.update({f"{n}_over_float": v / t[-1] for n, v in zip(names[:4], t[:4])})
+    row["gemm_trix_over_torch"] = row["gemm_trix_s"] / row["gemm_torch_s"]
+    row["gemm_gflops"] = {n: 2 * tokens * d * hidden / row[f"{n}_s"] / 1e9 for n in ("gemm_trix", "gemm_torch")}
     return row
 
 
@@ -192,7 +209,9 @@ def run(args: argparse.Namespace) -> int:
               f"float {r['float_s'] * 1e3:.2f} | top-1 {r['top1_s'] * 1e3:.2f} ({r['top1_over_float']:.2f}x) | "
               f"top-2 {r['top2_s'] * 1e3:.2f} ({r['top2_over_float']:.2f}x) | all tiles {r['all_tiles_s'] * 1e3:.2f} "
               f"({r['all_tiles_over_float']:.2f}x) | SparseTriXFFN top-1 module {r['module_top1_s'] * 1e3:.2f} "
-              f"({r['module_top1_over_float']:.2f}x)")
+              f"({r['module_top1_over_float']:.2f}x) | GEMM {r['tokens']}x{r['d']}x{4 * r['d']}: libtrix "
+              f"{r['gemm_gflops']['gemm_trix']:.1f} GFLOP/s, torch.mm {r['gemm_gflops']['gemm_torch']:.1f} "
+              f"({r['gemm_trix_over_torch']:.2f}x the time)")
     print("TriXLM training step, study models (d 128, 4 layers, batch 12 x 64, AdamW; 1 thread):")
     for k in [k for k in lm if k.endswith("_s")]:
         n = k[:-2]
@@ -205,7 +224,9 @@ def run(args: argparse.Namespace) -> int:
               f"unpacked eval {gen['unpacked_tokens_per_s']:.1f} tok/s ({gen['unpacked_over_packed_time']:.2f}x the "
               f"packed time), float {gen['float32_tokens_per_s']:.1f} tok/s")
     if getattr(args, "json", None):
-        with open(args.json, "w") as f:
-            json.dump({"ffn_step": ffn, "lm_step": lm, "generate": gens, "quick": quick,
-                       "load_average": [load0, load1]}, f, indent=2)
+        from pathlib import Path
+
+        from trix.train import atomic_write_text
+        atomic_write_text(Path(args.json), json.dumps({"ffn_step": ffn, "lm_step": lm, "generate": gens, "quick": quick,
+                                                       "load_average": [load0, load1]}, indent=2))
     return 0
