@@ -52,7 +52,7 @@ struct IndexOptions {
 };
 // Measured (docs/memory.md "Ten million keys"): a group's key (its members' mean) is a weak key
 // when groups are unions of unrelated families, so 3 levels lose most of the recall (10M family keys:
-// recall@1 0.08 at 1 probe against 0.98 with 2 levels, built in 4.5 min). 3 levels only where the
+// recall@1 0.08 at 1 probe against 0.97 with 2 levels, built in 4.8 min). 3 levels only where the
 // 2-level build (N * sqrt(N) scores) would take hours.
 constexpr int64_t kThreeLevelTiles = int64_t(1) << 25;
 

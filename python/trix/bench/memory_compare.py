@@ -200,25 +200,27 @@ def faiss_methods(keys: np.ndarray, which: List[str]) -> List[Method]:
     return out
 
 
-def trix_methods(keys: np.ndarray, which: List[str], slack: float = 0.1) -> List[Method]:
+def trix_methods(keys: np.ndarray, which: List[str], slack: float = 0.1, levels: int = 0) -> List[Method]:
     from .. import memory
 
     def build():
         m = memory.SignatureMemory.from_signatures(keys)
-        m.build(slack=slack)
+        m.build(slack=slack, levels=levels)
         return m
 
     probes = [1, 2, 3, 4, 8, 16, 32, 64]
     out = []
     if "trix" in which:
-        out.append(Method("trix tree (param probes)" + ("" if slack == 0.1 else f" slack={slack:g}"), probes, build,
+        name = ("trix tree (param probes)" + ("" if slack == 0.1 else f" slack={slack:g}")
+                + (f" levels={levels}" if levels else ""))
+        out.append(Method(name, probes, build,
                           lambda m, q, k, p: m.search(q, k=k, probes=p).scores, lambda m: m.nbytes / len(keys)))
     return out
 
 
 def run_compare(keys: np.ndarray, kinds: List[str], nq: int, threads: List[int], reps: int, which: List[str],
                 label: str, seed: int = 7, checkpoint: Optional[Callable[[List[Dict[str, Any]]], None]] = None,
-                slack: float = 0.1) -> List[Dict[str, Any]]:
+                slack: float = 0.1, levels: int = 0) -> List[Dict[str, Any]]:
     """Every method x query kind x parameter x thread count, one row each (printed as it comes);
     checkpoint(rows), if given, is called after each method so a long run that is stopped keeps
     what it measured."""
@@ -227,7 +229,7 @@ def run_compare(keys: np.ndarray, kinds: List[str], nq: int, threads: List[int],
     truth = {kind: exact_truth(keys, q) for kind, q in qs.items()}
     rows: List[Dict[str, Any]] = []
     set_threads(max(threads))
-    for meth in trix_methods(keys, which, slack) + faiss_methods(keys, which):
+    for meth in trix_methods(keys, which, slack, levels) + faiss_methods(keys, which):
         t0 = time.perf_counter()
         ix = meth.build_fn()
         build_s = time.perf_counter() - t0
@@ -304,6 +306,7 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--queries", default="near,uniform,pair")
     ap.add_argument("--methods", default="trix,flat,hnsw,ivfflat,ivfsq8,ivfpq,binivf")
     ap.add_argument("--slack", type=float, default=0.1, help="the TriX build's leaf-size slack (default 0.1)")
+    ap.add_argument("--levels", type=int, default=0, help="the TriX tree's levels: 2, 3 or 0 (the default rule)")
     ap.add_argument("--json")
     ap.add_argument("--markdown", metavar="JSON", help="print the tables of a finished run's JSON and exit")
     a = ap.parse_args(argv)
@@ -319,7 +322,7 @@ def main(argv: List[str] = None) -> int:
         keys = make_keys(a.n, np.random.default_rng(a.n), a.keys)
     partial = (lambda rows: atomic_write_text(Path(a.json), json.dumps(dict(machine=info, args=vars(a), rows=rows, partial=True), indent=1))) if a.json else None
     rows = run_compare(keys, a.queries.split(","), a.nq, [int(t) for t in a.threads.split(",")], a.reps,
-                       a.methods.split(","), a.keys, checkpoint=partial, slack=a.slack)
+                       a.methods.split(","), a.keys, checkpoint=partial, slack=a.slack, levels=a.levels)
     return report(info, a, rows)
 
 

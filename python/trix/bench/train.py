@@ -20,6 +20,7 @@ import json
 import platform
 import statistics
 import time
+from pathlib import Path
 from typing import Callable, Dict, List
 
 
@@ -224,8 +225,6 @@ def run(args: argparse.Namespace) -> int:
               f"unpacked eval {gen['unpacked_tokens_per_s']:.1f} tok/s ({gen['unpacked_over_packed_time']:.2f}x the "
               f"packed time), float {gen['float32_tokens_per_s']:.1f} tok/s")
     if getattr(args, "json", None):
-        from pathlib import Path
-
         from trix.train import atomic_write_text
         atomic_write_text(Path(args.json), json.dumps({"ffn_step": ffn, "lm_step": lm, "generate": gens, "quick": quick,
                                                        "load_average": [load0, load1]}, indent=2))
