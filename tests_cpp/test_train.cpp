@@ -44,10 +44,10 @@ double act_grad_ref(trix::Activation a, double v) {
 TEST(TrainGemm, MatchesFloat64OnAwkwardShapesAndStrides) {
   Restore r;
   for (trix::SimdLevel l : trix::available_simd_levels()) {
-    if (l != trix::SimdLevel::scalar && l != trix::simd_level()) continue;
     trix::set_simd_level(l);
-    for (int64_t m : {1, 5, 6, 7, 73}) {
-      for (int64_t n : {1, 15, 16, 17, 520}) {
+    // Around every level's register block (6 x 16, 12 x 32) and the driver's blocks (72 rows, 512 columns).
+    for (int64_t m : {1, 5, 6, 7, 12, 13, 73}) {
+      for (int64_t n : {1, 15, 16, 17, 31, 33, 520}) {
         for (int64_t k : {1, 3, 257, 300}) {
           const auto a = random_floats(m * k, 1), b = random_floats(k * n, 2), c0 = random_floats(m * n, 3);
           for (bool trans_a : {false, true}) {
@@ -63,6 +63,33 @@ TEST(TrainGemm, MatchesFloat64OnAwkwardShapesAndStrides) {
                       << trix::simd_level_name(l) << " m=" << m << " n=" << n << " k=" << k;
                 }
             }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(TrainGemm, ParallelIsBitIdenticalToSerialAtEveryThreadCount) {
+  Restore r;
+  // Above the threading threshold, with edges in both dimensions, several depth and column blocks.
+  struct Shape {
+    int64_t m, n, k;
+  };
+  for (trix::SimdLevel l : trix::available_simd_levels()) {
+    trix::set_simd_level(l);
+    for (const Shape sh : {Shape{301, 203, 300}, Shape{13, 1100, 600}, Shape{700, 17, 257}}) {
+      const auto a = random_floats(sh.m * sh.k, 7), b = random_floats(sh.k * sh.n, 8), c0 = random_floats(sh.m * sh.n, 9);
+      for (bool trans_a : {false, true}) {
+        const int64_t rsa = trans_a ? 1 : sh.k, csa = trans_a ? sh.m : 1;
+        for (bool acc : {false, true}) {
+          std::vector<float> ref = c0;
+          trix::train_gemm(sh.m, sh.n, sh.k, a.data(), rsa, csa, b.data(), sh.n, 1, ref.data(), sh.n, acc);
+          for (int t : {1, 2, 3, 8}) {
+            trix::set_num_threads(t);
+            std::vector<float> c = c0;
+            trix::train_gemm_parallel(sh.m, sh.n, sh.k, a.data(), rsa, csa, b.data(), sh.n, 1, c.data(), sh.n, acc);
+            ASSERT_EQ(c, ref) << trix::simd_level_name(l) << " threads " << t << " m=" << sh.m << " n=" << sh.n;
           }
         }
       }
@@ -167,21 +194,23 @@ TEST(TrainFFN, UnroutedTileGradientIsExactlyZero) {
 
 TEST(TrainFFN, BitExactAcrossThreadCountsAndLevels) {
   Restore r;
-  const FfnCase c = make_case(700, 40, 70, 3, 2, 5);
-  trix::set_simd_level(trix::SimdLevel::scalar);
-  trix::set_num_threads(1);
-  const FfnOut ref = run_ffn(c, trix::Activation::gelu, true);
-  for (trix::SimdLevel l : trix::available_simd_levels()) {
-    trix::set_simd_level(l);
-    for (int t : {1, 2, 3, 8}) {
-      trix::set_num_threads(t);
-      const FfnOut o = run_ffn(c, trix::Activation::gelu, true);
-      ASSERT_EQ(o.y, ref.y) << trix::simd_level_name(l) << " threads " << t;
-      ASSERT_EQ(o.pre, ref.pre);
-      ASSERT_EQ(o.dx, ref.dx);
-      ASSERT_EQ(o.dup, ref.dup);
-      ASSERT_EQ(o.ddown, ref.ddown);
-      ASSERT_EQ(o.dg, ref.dg);
+  // Small tiles (shared out whole between threads) and large ones (each product split over threads).
+  for (const FfnCase& c : {make_case(700, 40, 70, 3, 2, 5), make_case(1500, 64, 64, 2, 1, 6)}) {
+    trix::set_simd_level(trix::SimdLevel::scalar);
+    trix::set_num_threads(1);
+    const FfnOut ref = run_ffn(c, trix::Activation::gelu, true);
+    for (trix::SimdLevel l : trix::available_simd_levels()) {
+      trix::set_simd_level(l);
+      for (int t : {1, 2, 3, 8}) {
+        trix::set_num_threads(t);
+        const FfnOut o = run_ffn(c, trix::Activation::gelu, true);
+        ASSERT_EQ(o.y, ref.y) << trix::simd_level_name(l) << " threads " << t << " n " << c.n;
+        ASSERT_EQ(o.pre, ref.pre);
+        ASSERT_EQ(o.dx, ref.dx);
+        ASSERT_EQ(o.dup, ref.dup);
+        ASSERT_EQ(o.ddown, ref.ddown);
+        ASSERT_EQ(o.dg, ref.dg);
+      }
     }
   }
 }

@@ -1,6 +1,6 @@
 // A small persistent pool. One parallel region at a time; a region requested while another runs
 // (from a worker or another user thread) runs on its caller, so TriX never has more than
-// get_num_threads() threads busy.
+// get_num_threads() threads busy. Work is handed out in chunks to whichever thread is free.
 #include "trix/threads.h"
 
 #include <algorithm>
@@ -35,6 +35,8 @@ thread_local bool t_in_worker = false;
 // more than a whole product of a 1024 x 1024 layer, so back-to-back regions (a model's layers)
 // would otherwise pay it twice per call. OpenMP runtimes spin the same way (KMP_BLOCKTIME).
 constexpr auto kSpin = std::chrono::microseconds(200);
+// Chunks per thread in parallel_for: enough for a thread to pick up the work of a late one.
+constexpr int kChunksPerThread = 4;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -67,7 +69,9 @@ class Pool {
     for (auto& t : workers_) t.join();
   }
 
-  // Runs job(0..parts-1), part 0 on the caller. Returns false if the pool is busy.
+  // Runs job(0) on the caller and job(1..parts-1) on the workers that join before the caller's part
+  // returns. Returns false if the pool is busy. A worker the OS has not run by then is not waited
+  // for: the job hands out its work dynamically, so the caller has done what the late one did not.
   bool run(int parts, const std::function<void(int)>& job) {
     std::unique_lock<std::mutex> region(region_mu_, std::try_to_lock);
     if (!region.owns_lock()) return false;
@@ -76,19 +80,20 @@ class Pool {
       std::lock_guard<std::mutex> lk(mu_);
       job_ = &job;
       parts_ = parts;
-      pending_.store(parts - 1, std::memory_order_relaxed);
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     t_in_worker = true;  // nested calls from the caller's part run inline too
     job(0);
     t_in_worker = false;
-    if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
-      std::unique_lock<std::mutex> lk(mu_);
-      done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+    {
+      std::lock_guard<std::mutex> lk(mu_);  // close the region: workers join only under this lock
+      job_ = nullptr;
     }
-    std::lock_guard<std::mutex> lk(mu_);
-    job_ = nullptr;
+    if (!spin_until([&] { return joined_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lk(mu_);
+      done_cv_.wait(lk, [&] { return joined_.load(std::memory_order_acquire) == 0; });
+    }
     return true;
   }
 
@@ -113,11 +118,12 @@ class Pool {
         cv_.wait(lk, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
         if (stop_) return;
         seen = generation_.load(std::memory_order_relaxed);
-        if (id >= parts_) continue;
+        if (id >= parts_ || job_ == nullptr) continue;  // not needed, or the region already closed
         job = job_;
+        joined_.fetch_add(1, std::memory_order_relaxed);
       }
       (*job)(id);  // the job catches its own exceptions
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (joined_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lk(mu_);  // the caller may be about to sleep: wake it under the lock
         done_cv_.notify_one();
       }
@@ -129,7 +135,7 @@ class Pool {
   std::vector<std::thread> workers_;
   const std::function<void(int)>* job_ = nullptr;
   int parts_ = 0;
-  std::atomic<int> pending_{0};
+  std::atomic<int> joined_{0};  // workers inside the current region's job
   std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
 };
@@ -157,15 +163,23 @@ void parallel_for(int64_t count, int64_t grain, const std::function<void(int64_t
     fn(0, count);
     return;
   }
-  // Static split: part p gets grains [p*grains/parts, (p+1)*grains/parts).
+  // Chunks of whole grains, a few per thread, handed out in order to whichever thread asks next: a
+  // thread the OS runs late (torch's pool may be spinning on the other core) delays nothing. Chunk
+  // boundaries depend only on count, grain and the thread count, never on who runs a chunk.
+  const int64_t chunks = std::min<int64_t>(grains, int64_t{kChunksPerThread} * parts);
+  std::atomic<int64_t> next{0};
   std::vector<std::exception_ptr> errors(static_cast<size_t>(parts));
   const std::function<void(int)> job = [&](int p) {
-    const int64_t b = std::min(count, grains * p / parts * grain);
-    const int64_t e = std::min(count, grains * (p + 1) / parts * grain);
-    try {
-      if (b < e) fn(b, e);
-    } catch (...) {
-      errors[static_cast<size_t>(p)] = std::current_exception();
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+      const int64_t b = std::min(count, grains * c / chunks * grain);
+      const int64_t e = std::min(count, grains * (c + 1) / chunks * grain);
+      try {
+        if (b < e) fn(b, e);
+      } catch (...) {
+        errors[static_cast<size_t>(p)] = std::current_exception();
+        next.store(chunks, std::memory_order_relaxed);  // stop handing out work
+        return;
+      }
     }
   };
   if (!pool().run(parts, job)) {

@@ -15,10 +15,15 @@ void decode_rows(const TernaryCodes& w, int64_t r0, int64_t r1, float* out);
 // out[c * (r1 - r0) + (r - r0)] = scale(r) * q[r, c]: the same rows, transposed.
 void decode_rows_t(const TernaryCodes& w, int64_t r0, int64_t r1, float* out);
 
-// Rows of a token block: a multiple of the micro-kernel's rows, large enough that re-packing the
-// weights per block costs a few percent, small enough to split a tile over two threads.
-constexpr int64_t kTokenBlock = 96;
-// Output rows of a weight-gradient block.
-constexpr int64_t kGradBlock = 64;
+// Scratch buffers of the training calls, kept per calling thread between calls: the page faults of
+// fresh multi-megabyte buffers cost more than the products at training sizes. Each slot is one
+// buffer of at least n floats, contents undefined; a call uses each slot for one purpose.
+enum ScratchSlot : int { kScratchUp, kScratchDown, kScratchX, kScratchHidden, kScratchOut, kScratchGrad,
+                         kScratchAct, kScratchDpre, kScratchDx, kScratchCount };
+float* scratch(ScratchSlot slot, int64_t n);
+
+// Products below this many multiply-adds stay on one thread (train_gemm_parallel): a parallel region
+// costs a few microseconds, the time of about 100K multiply-adds.
+constexpr int64_t kParallelMacs = int64_t{1} << 21;
 
 }  // namespace trix::train_detail

@@ -1,6 +1,6 @@
-// The libtrix thread pool. Work is split statically over output rows (or tiles), each row is
-// computed by exactly one thread with the same instructions whatever the split, so results are
-// identical for any thread count.
+// The libtrix thread pool. Work is split into chunks of output rows (or tiles) handed to whichever
+// thread is free; each row is computed by exactly one thread with the same instructions whatever
+// the split, so results are identical for any thread count.
 //
 // Oversubscription policy: the default is TRIX_NUM_THREADS if set, else the number of hardware
 // threads. A libtrix call is synchronous, so torch's own intra-op pool is idle while it runs. A call
@@ -17,9 +17,10 @@ namespace trix {
 void set_num_threads(int n);
 int get_num_threads();
 
-// Calls fn(begin, end) on consecutive chunks covering [0, count): chunk boundaries are multiples of
-// `grain` (except the last), at most get_num_threads() chunks, never more chunks than grains.
-// The first exception thrown by any chunk is rethrown here after all chunks finished.
+// Calls fn(begin, end) on consecutive chunks covering [0, count), concurrently on up to
+// get_num_threads() threads: chunk boundaries are multiples of `grain` (except the last), at most
+// four chunks per thread, never more chunks than grains. After an exception no further chunk
+// starts; the first one thrown is rethrown here once the running chunks finished.
 void parallel_for(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 }  // namespace trix

@@ -28,6 +28,10 @@ struct TernaryCodes {
 // split the work); each C element is one FMA chain over p = 0 .. k-1.
 void train_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa, int64_t csa, const float* b,
                 int64_t rsb, int64_t csb, float* c, int64_t ldc, bool accumulate);
+// The same product split over get_num_threads() threads (B packed once, shared), with the same bits
+// as train_gemm; products too small to gain from threads run on the caller.
+void train_gemm_parallel(int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa, int64_t csa, const float* b,
+                         int64_t rsb, int64_t csb, float* c, int64_t ldc, bool accumulate);
 
 // "identity" | "relu" | "gelu" | "silu"; throws std::invalid_argument naming func otherwise.
 Activation parse_activation(const std::string& name, const char* func);

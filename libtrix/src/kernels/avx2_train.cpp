@@ -95,12 +95,10 @@ void activation_avx2(int act, const float* v, int64_t n, float* a, float* g) {
   }
 }
 
-static_assert(kTrainMR == 6 && kTrainNR == 16, "micro_6x16 is written for a 6 x 16 block");
-
 }  // namespace
 
 const TrainKernels& train_avx2() {
-  static const TrainKernels k{"avx2", micro_6x16, activation_avx2};
+  static const TrainKernels k{"avx2", 6, 16, micro_6x16, activation_avx2};
   return k;
 }
 
