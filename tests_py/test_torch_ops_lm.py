@@ -9,7 +9,8 @@ from trix.nn.routing import ROUTING_METHODS  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CASES = [("sparse", m, {}) for m in ROUTING_METHODS] + [("tiled", "emergent", dict(train_mode="dense"))]
+CASES = [("sparse", m, {}) for m in ROUTING_METHODS] + [("tiled", "emergent", dict(train_mode="dense")),
+                                                       ("hierarchical", "emergent", {})]
 
 
 def _model(ffn, routing, extra):
@@ -58,3 +59,37 @@ def test_export_matches_eager(ffn, routing, extra, mode):
     if routing != "random":
         torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)
         assert torch.equal(infos[0].tile, ref_infos[0].tile)
+
+
+def test_compiled_hierarchy_rebuilds_like_eager():
+    """A compiled forward marks the periodic rebuild due; TriXLM.rebuild_due() after the forward, before
+    the optimizer step, reclusters from the same weights as eager does, so training stays the same."""
+    torch._dynamo.reset()
+    cfg = TriXLMConfig(vocab_size=65, block_size=16, n_layer=1, n_head=2, d_model=32, tiles=8, clusters=2,
+                       ffn="hierarchical", routing="emergent", rebuild_every=2)
+    eager, comp = TriXLM(cfg).train(), TriXLM(cfg).train()
+    # a partition k-means would not choose: the first rebuild must move tiles, in both models
+    eager.blocks[0].ffn.cluster_of.copy_(torch.arange(8) % 2)
+    comp.load_state_dict(eager.state_dict())
+    compiled = torch.compile(comp, fullgraph=True, backend="aot_eager")
+    opts = [torch.optim.Adam(m.parameters(), lr=0.05) for m in (eager, comp)]
+    g = torch.Generator().manual_seed(3)
+    rebuilt, clusters = [], [eager.blocks[0].ffn.cluster_of.clone()]
+    for _ in range(4):
+        idx = torch.randint(0, 65, (2, 16), generator=g)
+        for model, run, opt in ((eager, eager, opts[0]), (comp, compiled, opts[1])):
+            loss = _loss(run(idx))
+            if model is comp:
+                rebuilt.append(model.rebuild_due())
+            else:
+                assert model.rebuild_due() == 0  # the eager forward already rebuilt
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        fe, fc = eager.blocks[0].ffn, comp.blocks[0].ffn
+        assert torch.equal(fe.cluster_of, fc.cluster_of) and int(fe.calls) == int(fc.calls)
+        clusters.append(fe.cluster_of.clone())
+        for (name, pe), pc in zip(eager.named_parameters(), comp.parameters()):
+            torch.testing.assert_close(pc, pe, rtol=1e-4, atol=1e-5, msg=name)
+    assert rebuilt == [0, 1, 0, 1]
+    assert any(not torch.equal(c, clusters[0]) for c in clusters)  # a rebuild moved tiles: the check has teeth

@@ -3,7 +3,8 @@
 Clusters come from balanced k-means over the tiles' ternary signatures with a fixed seed
 (trix.memory.balanced_kmeans, in libtrix). A cluster's signature is the sign of the sum of its
 member tiles' signatures, recomputed from the weights at every call; the membership is rebuilt every
-`rebuild_every` training calls and saved in the state_dict (buffer `cluster_of`). With wrapper=True
+`rebuild_every` training calls and saved in the state_dict (buffer `cluster_of`); under torch.compile
+the training loop applies the rebuild (rebuild_if_due). With wrapper=True
 (the default) the module owns its residual: y = x + scale * tiles(LayerNorm(x)) (learnable
 per-channel scale); with wrapper=False it is a plain FFN like the flat ones (the block adds its norm
 and residual), which is what a comparison against flat routing needs.
@@ -65,6 +66,9 @@ class HierarchicalTriXFFN(TriXFFN):
         self.out_scale = nn.Parameter(torch.ones(d_model)) if wrapper else None
         self.register_buffer("cluster_of", torch.zeros(tiles, dtype=torch.long))
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        # Set by a compiled forward when a rebuild is due (the k-means runs on the host, outside the
+        # graph); rebuild_if_due() applies it. Not saved: a loaded module has nothing pending.
+        self.register_buffer("rebuild_pending", torch.zeros((), dtype=torch.bool), persistent=False)
         self.rebuild()
 
     _derived = TriXFFN._derived + ("_memory", "_cluster_sig", "_cluster_sig_packed")
@@ -161,9 +165,11 @@ class HierarchicalTriXFFN(TriXFFN):
         xn = normalize_rows(x)
         sig = self._packed[2].float() if self._packed is not None else self.routing_signatures()
         csig = self.cluster_signatures(sig)
-        cscores = self._scores(xn, csig, None)
+        cscores = self._scores(xn, csig, None, ternary=True)  # signs of sums: always ternary
         best_c = select_top(cscores, self.top_p)  # [N, p]
-        scores = self._scores(xn, sig, None if self._packed is None else ops.pack_int8(self._packed[2]))
+        # what the method guarantees under torch.compile (no data-dependent check in the graph)
+        ternary = (self.routing != "mean_signature") if torch.compiler.is_compiling() else None
+        scores = self._scores(xn, sig, None if self._packed is None else ops.pack_int8(self._packed[2]), ternary)
         allowed = (self.cluster_of[None, None, :] == best_c[:, :, None]).any(1)  # [N, T]
         masked = scores.masked_fill(~allowed, float("-inf"))
         sel = masked + self.select_bias.to(scores.dtype) if self.bias_rate > 0 else masked
@@ -171,7 +177,12 @@ class HierarchicalTriXFFN(TriXFFN):
         if self.top_k > 1:  # fewer member tiles than top_k in the searched clusters: unused slots (-1)
             tile = tile.masked_fill(torch.isinf(masked.gather(1, tile)), -1)
         probs = self._probs(xn, "emergent") if self.training or self.gate_rule == "prob" else None
-        scored = self.clusters + float(allowed.sum(1, dtype=torch.float32).mean())
+        if torch.compiler.is_compiling():
+            # a graph cannot return a data-dependent constant: the bound balanced clusters keep (no
+            # cluster holds more than ceil(T / C) tiles), exact when C divides T
+            scored = float(self.clusters + self.top_p * -(-self.tiles // self.clusters))
+        else:
+            scored = self.clusters + float(allowed.sum(1, dtype=torch.float32).mean())
         return tile, scores, best_c[:, 0], probs, xn, scored
 
     def _extra_aux(self, aux: Dict[str, torch.Tensor], xn: torch.Tensor, tile: torch.Tensor,
@@ -200,6 +211,21 @@ class HierarchicalTriXFFN(TriXFFN):
         out = super().forward(x, token_ids)
         if self.training:
             self.calls += 1
-            if self.rebuild_every > 0 and int(self.calls) % self.rebuild_every == 0:
-                self.rebuild()
+            if self.rebuild_every > 0:
+                self.rebuild_pending.copy_(torch.remainder(self.calls, self.rebuild_every) == 0)
+                if not torch.compiler.is_compiling():
+                    self.rebuild_if_due()
         return out
+
+    def rebuild_if_due(self) -> bool:
+        """Rebuilds the hierarchy if a training forward marked it due (every rebuild_every calls);
+        returns whether it did. An eager forward calls this itself, right after computing its output.
+        A compiled forward (torch.compile, torch.export) cannot run the host-side k-means, so it only
+        marks the rebuild; the training loop applies it by calling this, or TriXLM.rebuild_due(), after
+        the forward and before the optimizer step (trix.train does). Called there, it rebuilds from the
+        same weights as the eager forward would, so compiled and eager training stay the same."""
+        if not bool(self.rebuild_pending):
+            return False
+        self.rebuild_pending.fill_(False)
+        self.rebuild()
+        return True

@@ -229,6 +229,13 @@ class TriXLM(nn.Module):
                 m.unpack()
         return self
 
+    def rebuild_due(self) -> int:
+        """Applies the hierarchy rebuilds that compiled forwards marked due (HierarchicalTriXFFN
+        .rebuild_if_due); returns how many ran. A no-op after eager forwards, which rebuild themselves.
+        A training loop over a torch.compile'd model calls it after each forward, before the
+        optimizer step."""
+        return sum(int(m.rebuild_if_due()) for m in self.modules() if hasattr(m, "rebuild_if_due"))
+
     def set_auto_pack(self, on: bool) -> "TriXLM":
         """Whether eval calls without autograd pack the ternary layers automatically (default on; see
         trix.nn.packing.Packable). Off: they run the general unpacked path (a reference, or to debug)."""
