@@ -26,7 +26,15 @@ COMMANDS = {
 BAD_INPUT = (ValueError, TypeError, KeyError, IndexError, OSError, RuntimeError, MemoryError, OverflowError)
 
 
+# torch (through libgomp) and libtrix keep separate thread pools. After each parallel region libgomp's
+# workers spin for GOMP_SPINCOUNT iterations (300,000 by default, about a millisecond) and hold the
+# cores the next libtrix call needs; a shorter spin serves both (docs/benchmarks.md, "two threads").
+# It must be set before torch loads; a value the user set wins.
+GOMP_SPINCOUNT = "20000"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
     parser = argparse.ArgumentParser(prog="trix", description="TriX: ternary networks with parameter-free routing")
     from . import __version__
 

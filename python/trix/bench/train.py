@@ -202,8 +202,9 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads0)
         trix.set_num_threads(trix0)
     load1 = os.getloadavg()[0]
+    spin = os.environ.get("GOMP_SPINCOUNT", "unset (libgomp default 300000)")
     print(f"trix {trix.__version__}, torch {torch.__version__}, {platform.machine()}, simd {trix.simd_level()}, "
-          f"load average {load0:.1f} -> {load1:.1f}")
+          f"load average {load0:.1f} -> {load1:.1f}, GOMP_SPINCOUNT {spin}")
     print("FFN step, forward + backward (ms; ratio to the float Linear-GELU-Linear of the same width):")
     for r in ffn:
         print(f"  d {r['d']}, {r['tiles']} tiles, {r['tokens']} tokens, {r['threads']} thread(s): "
@@ -227,5 +228,6 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "json", None):
         from trix.train import atomic_write_text
         atomic_write_text(Path(args.json), json.dumps({"ffn_step": ffn, "lm_step": lm, "generate": gens, "quick": quick,
-                                                       "load_average": [load0, load1]}, indent=2))
+                                                       "load_average": [load0, load1],
+                                                       "gomp_spincount": os.environ.get("GOMP_SPINCOUNT")}, indent=2))
     return 0
