@@ -169,7 +169,11 @@ int64_t SignatureMemory::nearest_leaf(const int8_t* sig) const {
     s.resize(static_cast<size_t>(hi - lo));
     mem::score(sig, 1, dim_, levels_[l].route.data() + lo * rb_, hi - lo, s.data(), hi - lo, tmp);
     mem::TopK top(1);  // ranked as search ranks nodes: by routing key
-    for (int64_t r = 0; r < hi - lo; ++r) top.push({s[r] * levels_[l].route_scale[lo + r], lo + r});
+    const bool inner = l + 1 < levels_.size();
+    for (int64_t r = 0; r < hi - lo; ++r)  // a node with no children (a loaded file may hold one) is no path
+      if (!inner || levels_[l].child_begin[lo + r] < levels_[l].child_begin[lo + r + 1])
+        top.push({s[r] * levels_[l].route_scale[lo + r], lo + r});
+    if (top.v.empty()) return 0;  // no non-empty range under this node: fall back to the first cluster
     best = top.v[0].id;
     if (l + 1 < levels_.size()) lo = levels_[l].child_begin[best], hi = levels_[l].child_begin[best + 1];
   }
