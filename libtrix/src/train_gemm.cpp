@@ -121,9 +121,11 @@ void pack_b(const float* b, int64_t rsb, int64_t csb, int64_t kc, int64_t nc, in
     }
   }
 }
-}  // namespace
 
-namespace {
+// Floats of one packed block of B: kKC deep, min(n, kNC) columns rounded up to whole panels.
+size_t packed_b_floats(int64_t n, int64_t NR) {
+  return static_cast<size_t>(kKC * ((std::min(n, kNC) + NR - 1) / NR * NR));
+}
 
 // One packed (jc, pc) block of C: rows [ic0, ic1) of A (packed here in kMC blocks) against the packed
 // panels [j0a, j0b) of B (bp: the whole packed block of nc columns).
@@ -176,7 +178,7 @@ void train_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa, in
   const kernels::TrainKernels& kern = kernels::train_active();
   const int64_t NR = kern.nr;
   thread_local std::vector<float> bbuf;
-  bbuf.resize(static_cast<size_t>(kKC * ((std::min(n, kNC) + NR - 1) / NR * NR)));
+  bbuf.resize(packed_b_floats(n, NR));
   for (int64_t jc = 0; jc < n; jc += kNC) {
     const int64_t nc = std::min(kNC, n - jc);
     for (int64_t pc = 0; pc < k; pc += kKC) {
@@ -199,7 +201,7 @@ void train_gemm_parallel(int64_t m, int64_t n, int64_t k, const float* a, int64_
   const int64_t NR = kern.nr;
   // The caller's buffer, shared through a pointer (inside the lambdas the name would be each worker's own).
   thread_local std::vector<float> bbuf_owner;
-  bbuf_owner.resize(static_cast<size_t>(kKC * ((std::min(n, kNC) + NR - 1) / NR * NR)));
+  bbuf_owner.resize(packed_b_floats(n, NR));
   float* const bbuf = bbuf_owner.data();
   const int64_t row_blocks = (m + kMC - 1) / kMC;
   for (int64_t jc = 0; jc < n; jc += kNC) {

@@ -411,8 +411,6 @@ def train(cfg: TrainConfig, dataset, out_dir: Optional[Path] = None, *, probe: O
             offs = batch_offsets(len(dataset.train), block, cfg.batch_size, gen)
             x, y = gather_windows(dataset.train, offs[d.rank * local:(d.rank + 1) * local], block)
             loss, ce, _aux = model_loss(model, x.to(cfg.device), y.to(cfg.device))
-            if hasattr(model, "rebuild_due"):  # hierarchy rebuilds a compiled forward left to the loop
-                model.rebuild_due()
             opt.zero_grad(set_to_none=False)
             loss.backward()
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]

@@ -211,19 +211,19 @@ class HierarchicalTriXFFN(TriXFFN):
         out = super().forward(x, token_ids)
         if self.training:
             self.calls += 1
-            if self.rebuild_every > 0:
+            if self.rebuild_every > 0 and torch.compiler.is_compiling():  # left to rebuild_if_due()
                 self.rebuild_pending.copy_(torch.remainder(self.calls, self.rebuild_every) == 0)
-                if not torch.compiler.is_compiling():
-                    self.rebuild_if_due()
+            elif self.rebuild_every > 0 and int(self.calls) % self.rebuild_every == 0:
+                self.rebuild()
         return out
 
     def rebuild_if_due(self) -> bool:
-        """Rebuilds the hierarchy if a training forward marked it due (every rebuild_every calls);
-        returns whether it did. An eager forward calls this itself, right after computing its output.
-        A compiled forward (torch.compile, torch.export) cannot run the host-side k-means, so it only
-        marks the rebuild; the training loop applies it by calling this, or TriXLM.rebuild_due(), after
-        the forward and before the optimizer step (trix.train does). Called there, it rebuilds from the
-        same weights as the eager forward would, so compiled and eager training stay the same."""
+        """Rebuilds the hierarchy if a compiled training forward marked it due (every rebuild_every
+        calls); returns whether it did. An eager forward rebuilds by itself, right after computing its
+        output. A compiled one (torch.compile, torch.export) cannot run the host-side k-means, so it
+        only marks the rebuild; a training loop over a compiled model applies it by calling this, or
+        TriXLM.rebuild_due(), after the forward and before the optimizer step. Called there, it
+        rebuilds from the same weights as the eager forward would, so both train the same."""
         if not bool(self.rebuild_pending):
             return False
         self.rebuild_pending.fill_(False)
