@@ -76,13 +76,17 @@ void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryVi
   detail::check_no_overlap("matmul_i8", "out", y, detail::bytes_of(n * w.rows, sizeof(float)), "xscale", xscale,
                            detail::bytes_of(n, sizeof(float)));
   if (n == 0 || w.rows == 0) return;
-  std::vector<int32_t> acc(static_cast<size_t>(n * w.rows));
-  const kernels::Kernels& kern = kernels::active();
+  const kernels::SharedI8 xs(kernels::active(), xq, n, w.cols);
   parallel_for(w.rows, kernels::row_grain(n, w.cols), [&](int64_t b, int64_t e) {
-    kern.gemm_i8(xq, n, w.cols, w.data, b, e, acc.data() + b, w.rows);
+    // Each chunk's int32 products in a buffer its thread keeps: a fresh n x rows vector per call
+    // costs page faults comparable to the product.
+    thread_local std::vector<int32_t> acc;
+    const int64_t cols = e - b;
+    if (acc.size() < static_cast<size_t>(n * cols)) acc.resize(static_cast<size_t>(n * cols));
+    xs.gemm(w.data, b, e, acc.data(), cols);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t m = b; m < e; ++m)
-        y[i * w.rows + m] = static_cast<float>(acc[i * w.rows + m]) * xscale[i] * w.scale(m);
+        y[i * w.rows + m] = static_cast<float>(acc[i * cols + (m - b)]) * xscale[i] * w.scale(m);
   });
 }
 

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
+#include "kernels/kernels.h"
 #include "trix/error.h"
 
 namespace trix {
@@ -69,20 +71,18 @@ PackedTernary pack_float(const float* w, int64_t rows, int64_t cols, const Quant
 
 void quantize_activations(const float* x, int64_t n, int64_t k, int8_t* xq, float* xscale) {
   TRIX_CHECK_ARG(n >= 0 && k >= 0, "quantize_activations", "x", "must have a non-negative shape");
+  const kernels::Kernels& kern = kernels::active();
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * k;
-    float amax = 0.0f;
-    for (int64_t c = 0; c < k; ++c) {
-      TRIX_CHECK_ARG(std::isfinite(xi[c]), "quantize_activations", "x", "must be finite, got ", xi[c],
-                     " at [", i, ", ", c, "]");
-      amax = std::max(amax, std::fabs(xi[c]));
-    }
+    const uint32_t bits = kern.absmax_bits(xi, k);
+    if (bits >= 0x7F800000u)  // some entry is infinite or NaN: find the first for the message
+      for (int64_t c = 0; c < k; ++c)
+        TRIX_CHECK_ARG(std::isfinite(xi[c]), "quantize_activations", "x", "must be finite, got ", xi[c], " at [",
+                       i, ", ", c, "]");
+    float amax;
+    std::memcpy(&amax, &bits, sizeof amax);
     amax = std::max(amax, kActivationEps);
-    const float inv = 127.0f / amax;
-    for (int64_t c = 0; c < k; ++c) {
-      const float r = std::nearbyint(xi[c] * inv);
-      xq[i * k + c] = static_cast<int8_t>(std::min(127.0f, std::max(-128.0f, r)));
-    }
+    kern.quantize_i8(xi, k, 127.0f / amax, xq + i * k);
     xscale[i] = amax / 127.0f;
   }
 }

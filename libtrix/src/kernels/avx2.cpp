@@ -114,12 +114,16 @@ void micro_i8_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const int8_t* x
   }
 }
 
-void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
-             int32_t* acc, int64_t ldy) {
-  const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, kp = nb * kBlockWeights;
-  int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * kp)));
-  int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
+int64_t i8_row_bytes(int64_t k) { return packed_row_bytes(k) / kBlockBytes * kBlockWeights; }
+
+void prep_i8(const int8_t* xq, int64_t n, int64_t k, int8_t* xr, int32_t* sums) {
+  const int64_t kp = i8_row_bytes(k);
   for (int64_t i = 0; i < n; ++i) sums[i] = pad_copy_i8(xq + i * k, k, kp, xr + i * kp);
+}
+
+void gemm_i8_prep(const int8_t* xr, const int32_t* sums, int64_t n, int64_t k, const uint8_t* w, int64_t m0,
+                  int64_t m1, int32_t* acc, int64_t ldy) {
+  const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, kp = nb * kBlockWeights;
   auto micro = [&](auto r, int C, int64_t m, int64_t i) {
     micro_i8_c<decltype(r)::value>(C, w + m * rb, rb, nb, xr + i * kp, kp, sums + i, acc + i * ldy + (m - m0), ldy);
   };
@@ -127,6 +131,53 @@ void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m
   // up to four activation rows (8 int16 accumulators; each decoded plane used four times).
   if (n == 1) for_each_block<1, decltype(micro), 4>(n, m0, m1, micro);
   else for_each_block<4, decltype(micro), 2>(n, m0, m1, micro);
+}
+
+void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
+             int32_t* acc, int64_t ldy) {
+  int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * i8_row_bytes(k))));
+  int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
+  prep_i8(xq, n, k, xr, sums);
+  gemm_i8_prep(xr, sums, n, k, w, m0, m1, acc, ldy);
+}
+
+// ---------------------------------------------------------------- activation quantizer
+// The bit patterns of |x| order as the magnitudes do (inf and NaN above every finite value).
+uint32_t absmax_bits(const float* x, int64_t k) {
+  const __m256i mag = _mm256_set1_epi32(0x7FFFFFFF);
+  __m256i m = _mm256_setzero_si256();
+  int64_t c = 0;
+  for (; c + 8 <= k; c += 8)
+    m = _mm256_max_epu32(m, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c)), mag));
+  __m128i h = _mm_max_epu32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+  h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4E));
+  h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0xB1));
+  uint32_t r = static_cast<uint32_t>(_mm_cvtsi128_si32(h));
+  for (; c < k; ++c) {
+    uint32_t b;
+    __builtin_memcpy(&b, x + c, sizeof b);
+    b &= 0x7FFFFFFFu;
+    r = b > r ? b : r;
+  }
+  return r;
+}
+
+// vcvtps2dq and the scalar tail's vcvtss2si round by MXCSR, half to even by default, as nearbyint
+// does; |x * inv| <= 127, and the saturating packs clamp as the reference does.
+void quantize_i8(const float* x, int64_t k, float inv, int8_t* xq) {
+  const __m256 s = _mm256_set1_ps(inv);
+  int64_t c = 0;
+  for (; c + 16 <= k; c += 16) {
+    const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c), s));
+    const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + c + 8), s));
+    const __m128i w16a = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    const __m128i w16b = _mm_packs_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + c), _mm_packs_epi16(w16a, w16b));
+  }
+  for (; c < k; ++c) {
+    const int r = _mm_cvtss_si32(_mm_set_ss(x[c] * inv));
+    xq[c] = static_cast<int8_t>(r < -128 ? -128 : (r > 127 ? 127 : r));
+  }
 }
 
 // ---------------------------------------------------------------- float activations
@@ -224,7 +275,8 @@ void gemm_t_f32(const float* g, int64_t n, int64_t mrows, const uint8_t* w, int6
 }  // namespace
 
 const Kernels& avx2() {
-  static const Kernels k{"avx2", gemm_f32, gemm_t_f32, gemm_i8, nullptr, nullptr};
+  static const Kernels k{"avx2", gemm_f32, gemm_t_f32, gemm_i8, i8_row_bytes, prep_i8, gemm_i8_prep,
+                         absmax_bits, quantize_i8, nullptr, nullptr};
   return k;
 }
 

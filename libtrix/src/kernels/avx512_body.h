@@ -11,23 +11,32 @@ namespace trix::kernels {
 namespace {
 
 // ---------------------------------------------------------------- int8 activations (exact)
-// Activations are reordered once per call so one 64-byte load matches plane s of two consecutive
+// Activations are reordered once per product so one 64-byte load matches plane s of two consecutive
 // weight blocks: xr[p*256 + s*64 + h*32 + j] = x[(2p+h)*128 + 32s + j] (0 past k).
-int32_t prep_i8(const int8_t* x, int64_t k, int64_t nb, int8_t* xr) {
-  const int64_t np = (nb + 1) / 2;
-  __builtin_memset(xr, 0, static_cast<size_t>(np * 256));
-  int32_t sum = 0;
-  for (int64_t b = 0; b < nb; ++b)
-    for (int s = 0; s < 4; ++s) {
-      const int64_t c0 = b * 128 + 32 * s, len = imin(32, k - c0);
-      if (len <= 0) continue;
-      int8_t* dst = xr + (b >> 1) * 256 + s * 64 + (b & 1) * 32;
-      for (int64_t j = 0; j < len; ++j) {
-        dst[j] = x[c0 + j];
-        sum += x[c0 + j];
-      }
-    }
-  return sum;
+int64_t i8_row_bytes(int64_t k) { return (packed_row_bytes(k) / kBlockBytes + 1) / 2 * 256; }
+
+// Returns sum(x) (the correction for codes w + 1): 32-byte pieces by masked loads (zeros past k),
+// summed by vpsadbw on x ^ 0x80 (each byte + 128), less 128 per byte.
+int32_t prep_i8_row(const int8_t* x, int64_t k, int8_t* xr) {
+  const int64_t pieces = i8_row_bytes(k) / 32;  // (block, plane) pairs, both blocks of the last pair
+  const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256i s64 = _mm256_setzero_si256();
+  for (int64_t q = 0; q < pieces; ++q) {
+    const int64_t p = q / 8, s = (q / 2) % 4, h = q % 2;
+    const int64_t c0 = (2 * p + h) * 128 + 32 * s, len = imin(32, k - c0);
+    const __mmask32 mask = len >= 32 ? ~__mmask32{0} : (len > 0 ? (__mmask32{1} << len) - 1 : 0);
+    const __m256i v = _mm256_maskz_loadu_epi8(mask, x + (len > 0 ? c0 : 0));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(xr + q * 32), v);
+    s64 = _mm256_add_epi64(s64, _mm256_sad_epu8(_mm256_xor_si256(v, bias), _mm256_setzero_si256()));
+  }
+  const __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s64), _mm256_extracti128_si256(s64, 1));
+  const int64_t total = _mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1);
+  return static_cast<int32_t>(total - 128 * 32 * pieces);
+}
+
+void prep_i8(const int8_t* xq, int64_t n, int64_t k, int8_t* xr, int32_t* sums) {
+  const int64_t xs = i8_row_bytes(k);
+  for (int64_t i = 0; i < n; ++i) sums[i] = prep_i8_row(xq + i * k, k, xr + i * xs);
 }
 
 inline __m512i dot_u8s8(__m512i acc, __m512i u, __m512i x) {
@@ -94,15 +103,43 @@ void micro_i8_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const int8_t* x
   }
 }
 
-void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
-             int32_t* acc, int64_t ldy) {
-  const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, xs = (nb + 1) / 2 * 256;
-  int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * xs)));
-  int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
-  for (int64_t i = 0; i < n; ++i) sums[i] = prep_i8(xq + i * k, k, nb, xr + i * xs);
+void gemm_i8_prep(const int8_t* xr, const int32_t* sums, int64_t n, int64_t k, const uint8_t* w, int64_t m0,
+                  int64_t m1, int32_t* acc, int64_t ldy) {
+  const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, xs = i8_row_bytes(k);
   for_each_block<4>(n, m0, m1, [&](auto r, int C, int64_t m, int64_t i) {
     micro_i8_c<decltype(r)::value>(C, w + m * rb, rb, nb, xr + i * xs, xs, sums + i, acc + i * ldy + (m - m0), ldy);
   });
+}
+
+void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
+             int32_t* acc, int64_t ldy) {
+  int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * i8_row_bytes(k))));
+  int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
+  prep_i8(xq, n, k, xr, sums);
+  gemm_i8_prep(xr, sums, n, k, w, m0, m1, acc, ldy);
+}
+
+// ---------------------------------------------------------------- activation quantizer
+// The bit patterns of |x| order as the magnitudes do (inf and NaN above every finite value).
+uint32_t absmax_bits(const float* x, int64_t k) {
+  const __m512i mag = _mm512_set1_epi32(0x7FFFFFFF);
+  __m512i m = _mm512_setzero_si512();
+  for (int64_t c = 0; c < k; c += 16) {
+    const __mmask16 mask = k - c >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (k - c)) - 1);
+    m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_maskz_loadu_epi32(mask, x + c), mag));
+  }
+  return static_cast<uint32_t>(_mm512_reduce_max_epu32(m));
+}
+
+// vcvtps2dq rounds by MXCSR, half to even by default, as nearbyint does; |x * inv| <= 127, and
+// vpmovsdb saturates as the reference clamps.
+void quantize_i8(const float* x, int64_t k, float inv, int8_t* xq) {
+  const __m512 s = _mm512_set1_ps(inv);
+  for (int64_t c = 0; c < k; c += 16) {
+    const __mmask16 mask = k - c >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (k - c)) - 1);
+    const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + c), s));
+    _mm_mask_storeu_epi8(xq + c, mask, _mm512_cvtsepi32_epi8(q));
+  }
 }
 
 // ---------------------------------------------------------------- float activations

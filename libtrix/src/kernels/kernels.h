@@ -21,6 +21,20 @@ struct Kernels {
   // acc[i*ldy + (m - m0)] = sum_c xq[i*k + c] * W[m, c]   exact in int32
   void (*gemm_i8)(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
                   int32_t* acc, int64_t ldy);
+  // gemm_i8 in two steps, so a product split over threads lays its activations out once:
+  // prep_i8 writes n rows of i8_row_bytes(k) bytes (the level's own order, 64-byte aligned rows)
+  // to xr and each row's sum to sums; gemm_i8_prep then reads only those. nullptr at levels that
+  // lay out activations per call (callers then use gemm_i8).
+  int64_t (*i8_row_bytes)(int64_t k);
+  void (*prep_i8)(const int8_t* xq, int64_t n, int64_t k, int8_t* xr, int32_t* sums);
+  void (*gemm_i8_prep)(const int8_t* xr, const int32_t* sums, int64_t n, int64_t k, const uint8_t* w, int64_t m0,
+                       int64_t m1, int32_t* acc, int64_t ldy);
+
+  // The activation quantizer's two passes (trix/quantize.h): the largest bit pattern of |x[c]|
+  // (>= 0x7F800000 exactly when some x[c] is infinite or NaN), and
+  // xq[c] = clamp(round_half_even(x[c] * inv), -128, 127).
+  uint32_t (*absmax_bits)(const float* x, int64_t k);
+  void (*quantize_i8)(const float* x, int64_t k, float inv, int8_t* xq);
 
   // Float GEMV over the private 16-row layout of a PreparedMatrix (lut_layout below), by table
   // lookup: nullptr at levels without it (callers then use gemm_f32 on the public copy).
@@ -62,7 +76,10 @@ const Kernels& neon_dotprod();
 
 // A per-thread, 64-byte aligned scratch buffer of at least `bytes` (valid until the next call with
 // the same slot on this thread). Kernels use it for padded / reordered activations.
-constexpr int kScratchSlots = 2;
+// Slot kSharedSlot belongs to the drivers (parallel.h), not to kernels: it holds activations
+// prepared once per product and read by every thread.
+constexpr int kScratchSlots = 3;
+constexpr int kSharedSlot = 2;
 void* scratch(int slot, size_t bytes);
 
 }  // namespace trix::kernels

@@ -173,5 +173,37 @@ void gemm_t_f32(const float* g, int64_t n, int64_t mrows, const uint8_t* w, int6
   }
 }
 
+// ---------------------------------------------------------------- activation quantizer
+// The bit patterns of |x| order as the magnitudes do (inf and NaN above every finite value).
+uint32_t absmax_bits(const float* x, int64_t k) {
+  uint32x4_t m = vdupq_n_u32(0);
+  const uint32x4_t mag = vdupq_n_u32(0x7FFFFFFFu);
+  int64_t c = 0;
+  for (; c + 4 <= k; c += 4) m = vmaxq_u32(m, vandq_u32(vreinterpretq_u32_f32(vld1q_f32(x + c)), mag));
+  uint32_t r = vmaxvq_u32(m);
+  for (; c < k; ++c) {
+    uint32_t b;
+    __builtin_memcpy(&b, x + c, sizeof b);
+    b &= 0x7FFFFFFFu;
+    r = b > r ? b : r;
+  }
+  return r;
+}
+
+// fcvtns rounds half to even, as nearbyint does in the default rounding mode; |x * inv| <= 127.
+void quantize_i8(const float* x, int64_t k, float inv, int8_t* xq) {
+  const float32x4_t s = vdupq_n_f32(inv);
+  int64_t c = 0;
+  for (; c + 8 <= k; c += 8) {
+    const int32x4_t a = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x + c), s));
+    const int32x4_t b = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x + c + 4), s));
+    vst1_s8(xq + c, vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b))));
+  }
+  for (; c < k; ++c) {
+    const int32_t r = vcvtns_s32_f32(x[c] * inv);
+    xq[c] = static_cast<int8_t>(r < -128 ? -128 : (r > 127 ? 127 : r));
+  }
+}
+
 }  // namespace
 }  // namespace trix::kernels

@@ -26,11 +26,37 @@ inline void par_gemm_f32(const Kernels& kern, const float* x, int64_t n, int64_t
   });
 }
 
+// int8 activations laid out once, on the calling thread (kernels::kSharedSlot), and read by every
+// thread of the product; at levels without a separate layout step each call lays them out itself.
+// One live instance per thread (the slot is reused).
+class SharedI8 {
+ public:
+  SharedI8(const Kernels& kern, const int8_t* x, int64_t n, int64_t k) : kern_(kern), x_(x), n_(n), k_(k) {
+    if (kern.prep_i8 == nullptr) return;
+    const int64_t xs = kern.i8_row_bytes(k);
+    auto* buf = static_cast<unsigned char*>(scratch(kSharedSlot, static_cast<size_t>(n * xs) + n * sizeof(int32_t)));
+    xr_ = reinterpret_cast<int8_t*>(buf);
+    sums_ = reinterpret_cast<int32_t*>(buf + n * xs);
+    kern.prep_i8(x, n, k, xr_, sums_);
+  }
+  // acc[i*ldy + (m - m0)] for m in [m0, m1), as Kernels::gemm_i8.
+  void gemm(const uint8_t* w, int64_t m0, int64_t m1, int32_t* acc, int64_t ldy) const {
+    if (xr_ != nullptr) kern_.gemm_i8_prep(xr_, sums_, n_, k_, w, m0, m1, acc, ldy);
+    else kern_.gemm_i8(x_, n_, k_, w, m0, m1, acc, ldy);
+  }
+
+ private:
+  const Kernels& kern_;
+  const int8_t* x_;
+  int64_t n_, k_;
+  int8_t* xr_ = nullptr;
+  int32_t* sums_ = nullptr;
+};
+
 inline void par_gemm_i8(const Kernels& kern, const int8_t* x, int64_t n, int64_t k, const uint8_t* w, int64_t m0,
                         int64_t m1, int32_t* acc, int64_t ldy) {
-  parallel_for(m1 - m0, row_grain(n, k), [&](int64_t b, int64_t e) {
-    kern.gemm_i8(x, n, k, w, m0 + b, m0 + e, acc + b, ldy);
-  });
+  const SharedI8 xs(kern, x, n, k);
+  parallel_for(m1 - m0, row_grain(n, k), [&](int64_t b, int64_t e) { xs.gemm(w, m0 + b, m0 + e, acc + b, ldy); });
 }
 
 }  // namespace trix::kernels

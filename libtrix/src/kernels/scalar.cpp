@@ -1,5 +1,8 @@
 // The scalar reference: plain loops over decoded weights. It is the oracle every SIMD kernel is
 // tested against, and the fallback on any CPU.
+#include <cmath>
+#include <cstring>
+
 #include "kernels/kernels.h"
 #include "trix/pack.h"
 
@@ -56,10 +59,29 @@ void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m
   }
 }
 
+uint32_t absmax_bits(const float* x, int64_t k) {
+  uint32_t m = 0;
+  for (int64_t c = 0; c < k; ++c) {
+    uint32_t b;
+    std::memcpy(&b, x + c, sizeof b);
+    b &= 0x7FFFFFFFu;
+    m = b > m ? b : m;
+  }
+  return m;
+}
+
+void quantize_i8(const float* x, int64_t k, float inv, int8_t* xq) {
+  for (int64_t c = 0; c < k; ++c) {
+    const float r = std::nearbyint(x[c] * inv);
+    xq[c] = static_cast<int8_t>(r < -128.0f ? -128.0f : (r > 127.0f ? 127.0f : r));
+  }
+}
+
 }  // namespace
 
 const Kernels& scalar() {
-  static const Kernels k{"scalar", gemm_f32, gemm_t_f32, gemm_i8, nullptr, nullptr};
+  static const Kernels k{"scalar", gemm_f32, gemm_t_f32, gemm_i8, nullptr, nullptr, nullptr,
+                         absmax_bits, quantize_i8, nullptr, nullptr};
   return k;
 }
 
