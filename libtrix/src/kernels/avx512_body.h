@@ -13,12 +13,14 @@ namespace {
 // ---------------------------------------------------------------- int8 activations (exact)
 // Activations are reordered once per product so one 64-byte load matches plane s of two consecutive
 // weight blocks: xr[p*256 + s*64 + h*32 + j] = x[(2p+h)*128 + 32s + j] (0 past k).
-int64_t i8_row_bytes(int64_t k) { return (packed_row_bytes(k) / kBlockBytes + 1) / 2 * 256; }
+int64_t i8_data_bytes(int64_t k) { return (packed_row_bytes(k) / kBlockBytes + 1) / 2 * 256; }
+// Rows a multiple of 4 KiB apart would all map to the same L1 sets: pad by one line.
+int64_t i8_row_bytes(int64_t k) { return i8_data_bytes(k) % 4096 == 0 ? i8_data_bytes(k) + 64 : i8_data_bytes(k); }
 
 // Returns sum(x) (the correction for codes w + 1): 32-byte pieces by masked loads (zeros past k),
 // summed by vpsadbw on x ^ 0x80 (each byte + 128), less 128 per byte.
 int32_t prep_i8_row(const int8_t* x, int64_t k, int8_t* xr) {
-  const int64_t pieces = i8_row_bytes(k) / 32;  // (block, plane) pairs, both blocks of the last pair
+  const int64_t pieces = i8_data_bytes(k) / 32;  // (block, plane) pairs, both blocks of the last pair
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   __m256i s64 = _mm256_setzero_si256();
   for (int64_t q = 0; q < pieces; ++q) {
@@ -39,8 +41,16 @@ void prep_i8(const int8_t* xq, int64_t n, int64_t k, int8_t* xr, int32_t* sums) 
   for (int64_t i = 0; i < n; ++i) sums[i] = prep_i8_row(xq + i * k, k, xr + i * xs);
 }
 
+// tie: the GEMV form (see micro_i8) issues vpdpbusd from inline asm so the accumulator stays in its
+// register: with the intrinsic, GCC 12 copied each of its 16 accumulators to a fresh register and
+// back around every vpdpbusd (and spilled some), ~10x the instructions of the loop's real work.
+template <bool tie = false>
 inline __m512i dot_u8s8(__m512i acc, __m512i u, __m512i x) {
 #if TRIX_VNNI
+  if (tie) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(x));
+    return acc;
+  }
   return _mm512_dpbusd_epi32(acc, u, x);
 #else
   // u holds codes 0..2, so each pair sum is within +-512: vpmaddubsw cannot saturate.
@@ -49,47 +59,88 @@ inline __m512i dot_u8s8(__m512i acc, __m512i u, __m512i x) {
 #endif
 }
 
+// The four lane totals of v0..v3 as one int32 vector, by a reduction tree shared by the four
+// (16 vector ops instead of ~36 for four separate reductions).
+inline __m128i hsum4(__m512i v0, __m512i v1, __m512i v2, __m512i v3) {
+  // 128-bit lanes: [v0 | v0 | v1 | v1] and [v2 | v2 | v3 | v3] halves summed
+  const __m512i a = _mm512_add_epi32(_mm512_shuffle_i32x4(v0, v1, 0x44), _mm512_shuffle_i32x4(v0, v1, 0xEE));
+  const __m512i b = _mm512_add_epi32(_mm512_shuffle_i32x4(v2, v3, 0x44), _mm512_shuffle_i32x4(v2, v3, 0xEE));
+  // [v0 | v1 | v2 | v3], four dwords each
+  __m512i d = _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x88), _mm512_shuffle_i32x4(a, b, 0xDD));
+  d = _mm512_add_epi32(d, _mm512_shuffle_epi32(d, _MM_PERM_BADC));
+  d = _mm512_add_epi32(d, _mm512_shuffle_epi32(d, _MM_PERM_CDAB));
+  return _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), d));
+}
+
 // R rows x C activation rows. With VNNI and one activation row (GEMV) the codes are masked in place
 // (w & 3<<2s = code * 4^s, at most 128) into four accumulators and shifted back at the end: one op
 // per plane instead of two. Exact: every lane sum of plane s is a multiple of 4^s, |sum| < 2^31.
+template <int R, int C, int S>
+struct I8Acc {
+  __m512i a[R][C][S];
+};
+
+// One 64-byte piece (two weight blocks) of R rows against C activation rows. Kept apart from the
+// loop, and the last (half) piece's masked load outside it: with both loads in one loop body GCC
+// kept the accumulators on the stack and copied them every iteration (10x the instructions).
+template <int R, int C, int S>
+__attribute__((always_inline)) inline void i8_piece(I8Acc<R, C, S>& acc, const __m512i (&wv)[R], const int8_t* xr,
+                                                    int64_t xs) {
+  const __m512i three = _mm512_set1_epi8(3);
+  for (int s = 0; s < 4; ++s) {
+    __m512i u[R];
+    for (int r = 0; r < R; ++r) {
+      if (S == 4) u[r] = _mm512_and_si512(wv[r], _mm512_set1_epi8(static_cast<char>(3 << (2 * s))));
+      else u[r] = _mm512_and_si512(s == 0 ? wv[r] : _mm512_srli_epi16(wv[r], 2 * s), three);
+    }
+    for (int c = 0; c < C; ++c) {
+      const __m512i xv = _mm512_load_si512(xr + c * xs + s * 64);
+      for (int r = 0; r < R; ++r) acc.a[r][c][S == 4 ? s : 0] = dot_u8s8<true>(acc.a[r][c][S == 4 ? s : 0], u[r], xv);
+    }
+  }
+}
+
 template <int R, int C>
 void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t xs, const int32_t* sums,
               int32_t* out, int64_t ldy) {
   constexpr int S = (TRIX_VNNI && C == 1) ? 4 : 1;
-  __m512i a[R][C][S];
+  I8Acc<R, C, S> acc;
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c)
-      for (int s = 0; s < S; ++s) a[r][c][s] = _mm512_setzero_si512();
-  const int64_t np = (nb + 1) / 2, full = nb / 2;
-  const __m512i three = _mm512_set1_epi8(3);
-  for (int64_t p = 0; p < np; ++p) {
+      for (int s = 0; s < S; ++s) acc.a[r][c][s] = _mm512_setzero_si512();
+  const int64_t full = nb / 2;
+  for (int64_t p = 0; p < full; ++p) {
     __m512i wv[R];
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* src = w + r * rb + p * 64;
-      wv[r] = p < full ? _mm512_loadu_si512(src) : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, src);
-    }
-    for (int s = 0; s < 4; ++s) {
-      __m512i u[R];
-      for (int r = 0; r < R; ++r) {
-        if (S == 4) u[r] = _mm512_and_si512(wv[r], _mm512_set1_epi8(static_cast<char>(3 << (2 * s))));
-        else u[r] = _mm512_and_si512(s == 0 ? wv[r] : _mm512_srli_epi16(wv[r], 2 * s), three);
-      }
-      for (int c = 0; c < C; ++c) {
-        const __m512i xv = _mm512_load_si512(xr + c * xs + p * 256 + s * 64);
-        for (int r = 0; r < R; ++r) a[r][c][S == 4 ? s : 0] = dot_u8s8(a[r][c][S == 4 ? s : 0], u[r], xv);
-      }
-    }
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_loadu_si512(w + r * rb + p * 64);
+    if (C == 1)  // the GEMV streams its weights once: fetch the next row group's into L1 early
+      for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(w + (r + 2 * R) * rb + p * 64), _MM_HINT_T0);
+    i8_piece<R, C, S>(acc, wv, xr + p * 256, xs);
   }
+  if (nb % 2 != 0) {
+    __m512i wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_maskz_loadu_epi8(0xFFFFFFFFull, w + r * rb + full * 64);
+    i8_piece<R, C, S>(acc, wv, xr + full * 256, xs);
+  }
+  // Per (row, activation row) one vector; planes shifted back lane by lane (each lane of plane s is
+  // a multiple of 4^s, so the shift is exact and no lane total can overflow).
+  __m512i v[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
-      __m512i v = a[r][c][0];
+      v[r][c] = acc.a[r][c][0];
       if (S == 4) {
-        v = _mm512_add_epi32(v, _mm512_srai_epi32(a[r][c][S == 4 ? 1 : 0], 2));
-        v = _mm512_add_epi32(v, _mm512_srai_epi32(a[r][c][S == 4 ? 2 : 0], 4));
-        v = _mm512_add_epi32(v, _mm512_srai_epi32(a[r][c][S == 4 ? 3 : 0], 6));
+        v[r][c] = _mm512_add_epi32(v[r][c], _mm512_srai_epi32(acc.a[r][c][S == 4 ? 1 : 0], 2));
+        v[r][c] = _mm512_add_epi32(v[r][c], _mm512_srai_epi32(acc.a[r][c][S == 4 ? 2 : 0], 4));
+        v[r][c] = _mm512_add_epi32(v[r][c], _mm512_srai_epi32(acc.a[r][c][S == 4 ? 3 : 0], 6));
       }
-      out[c * ldy + r] = _mm512_reduce_add_epi32(v) - sums[c];
     }
+  for (int c = 0; c < C; ++c) {
+    if (R == 4) {
+      const __m128i t = hsum4(v[0][c], v[1][c], v[2 % R][c], v[3 % R][c]);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c * ldy), _mm_sub_epi32(t, _mm_set1_epi32(sums[c])));
+    } else {
+      for (int r = 0; r < R; ++r) out[c * ldy + r] = _mm512_reduce_add_epi32(v[r][c]) - sums[c];
+    }
+  }
 }
 
 template <int R>

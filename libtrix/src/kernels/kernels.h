@@ -76,8 +76,8 @@ const Kernels& neon_dotprod();
 
 // A per-thread, 64-byte aligned scratch buffer of at least `bytes` (valid until the next call with
 // the same slot on this thread). Kernels use it for padded / reordered activations.
-// Slot kSharedSlot belongs to the drivers (parallel.h), not to kernels: it holds activations
-// prepared once per product and read by every thread.
+// Slots 0 and 1 hold a kernel's own activation layout; kSharedSlot belongs to the drivers
+// (parallel.h): activations prepared once per product and read by every thread.
 constexpr int kScratchSlots = 3;
 constexpr int kSharedSlot = 2;
 void* scratch(int slot, size_t bytes);
