@@ -122,6 +122,14 @@ void bind_core(nb::module_& m) {
     trix::matmul_i8(ptr<int8_t>(xq), ptr<float>(xscale), n, v, ptr<float>(y));
   }, nb::arg("xq"), nb::arg("xscale"), nb::arg("w"), nb::arg("cols"), nb::arg("scales"), nb::arg("out"));
 
+  m.def("matmul_a8", [](InArray x, InArray w, int64_t cols, InArray scales, OutArray y) {
+    const TernaryView v = packed_view(w, cols, scales, "matmul_i8", "w");
+    check_array(x, "matmul_i8", "x", DType::f32, {kAny, cols});
+    check_array(y, "matmul_i8", "out", DType::f32, {static_cast<int64_t>(x.shape(0)), v.rows});
+    nb::gil_scoped_release rel;
+    trix::matmul_a8(ptr<float>(x), x.shape(0), v, ptr<float>(y));
+  }, nb::arg("x"), nb::arg("w"), nb::arg("cols"), nb::arg("scales"), nb::arg("out"));
+
   m.def("tiled_ffn", [](InArray x, InArray up, InArray up_scales, InArray down, InArray down_scales, int64_t tiles,
                         const std::string& activation, InArray tile_idx, nb::object gates, OutArray y,
                         nb::object hidden_pre) {

@@ -11,6 +11,7 @@
 #include "kernels/kernels.h"
 #include "test_util.h"
 #include "trix/cpu.h"
+#include "trix/matmul.h"
 #include "trix/pack.h"
 #include "trix/quantize.h"
 
@@ -122,6 +123,37 @@ TEST(KernelsQuant, TwoStepInt8ProductMatchesScalar) {
         }
       }
   }
+}
+
+}  // namespace
+
+namespace {
+
+TEST(KernelsQuant, MatmulA8IsQuantizeThenMatmulI8) {
+  for (int64_t n : {0, 1, 3, 17})
+    for (int64_t k : {1, 130, 1000}) {
+      const int64_t m = 45;
+      const std::vector<int8_t> t = trix_test::random_ternary(m * k, static_cast<uint32_t>(k));
+      std::vector<uint8_t> w(static_cast<size_t>(m * trix::packed_row_bytes(k)));
+      trix::pack_int8(t.data(), m, k, w.data());
+      std::vector<float> scales = trix_test::random_floats(m, 5);
+      const trix::TernaryView v{w.data(), m, k, scales.data(), m};
+      const std::vector<float> x = trix_test::random_floats(n * k, static_cast<uint32_t>(n + k), 2.0f);
+      std::vector<int8_t> xq(static_cast<size_t>(n * k));
+      std::vector<float> xs(static_cast<size_t>(n)), a(static_cast<size_t>(n * m)), b(a.size());
+      trix::quantize_activations(x.data(), n, k, xq.data(), xs.data());
+      trix::matmul_i8(xq.data(), xs.data(), n, v, a.data());
+      trix::matmul_a8(x.data(), n, v, b.data());
+      EXPECT_EQ(a, b) << "n=" << n << " k=" << k;
+    }
+  std::vector<float> bad(8, 1.0f);
+  bad[5] = std::numeric_limits<float>::infinity();
+  const std::vector<int8_t> t(8, 1);
+  std::vector<uint8_t> w(static_cast<size_t>(trix::packed_row_bytes(8)));
+  trix::pack_int8(t.data(), 1, 8, w.data());
+  float y = 0;
+  EXPECT_THROW(trix::matmul_a8(bad.data(), 1, trix::TernaryView{w.data(), 1, 8, nullptr, 0}, &y),
+               std::invalid_argument);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "contracts.h"
 #include "kernels/parallel.h"
 #include "trix/error.h"
+#include "trix/quantize.h"
 #include "trix/threads.h"
 
 namespace trix {
@@ -88,6 +89,18 @@ void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryVi
       for (int64_t m = b; m < e; ++m)
         y[i * w.rows + m] = static_cast<float>(acc[i * cols + (m - b)]) * xscale[i] * w.scale(m);
   });
+}
+
+void matmul_a8(const float* x, int64_t n, const TernaryView& w, float* y) {
+  check_view(w, "matmul_a8", "w");
+  TRIX_CHECK_ARG(n >= 0, "matmul_a8", "x", "must have a non-negative row count, got ", n);
+  check_out("matmul_a8", "out", y, w.rows, sizeof(float), "x", x, w.cols, sizeof(float), n, w);
+  thread_local std::vector<int8_t> xq;
+  thread_local std::vector<float> xs;
+  if (xq.size() < static_cast<size_t>(n * w.cols)) xq.resize(static_cast<size_t>(n * w.cols));
+  if (xs.size() < static_cast<size_t>(n)) xs.resize(static_cast<size_t>(n));
+  quantize_activations(x, n, w.cols, xq.data(), xs.data());
+  matmul_i8(xq.data(), xs.data(), n, w, y);
 }
 
 }  // namespace trix

@@ -26,4 +26,9 @@ void matmul_i8_acc(const int8_t* xq, int64_t n, const TernaryView& w, int32_t* a
 // W1.58A8: y[n, m] = float(acc[n, m]) * xscale[n] * scale(m), in that order (bit-exact on every CPU).
 void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryView& w, float* y);
 
+// W1.58A8 from float activations in one call: each row of x [N, K] quantized as
+// quantize_activations does (trix/quantize.h), then matmul_i8; the same bits as the two calls. The
+// int8 copy lives in a buffer the calling thread keeps.
+void matmul_a8(const float* x, int64_t n, const TernaryView& w, float* y);
+
 }  // namespace trix
