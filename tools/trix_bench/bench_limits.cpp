@@ -5,16 +5,21 @@
 //     two of them, lo and hi bytes, per 64 MACs, i.e. the same count as vpmaddubsw);
 //   memory: the packed weights (M*K/4 bytes) at the read bandwidth of the level they live in
 //     (the cold model-sized mode: DRAM; warm: the last-level cache).
-// The int8 GEMV itself is timed from L2 (128 rows), where neither memory level limits it.
+// The int8 GEMV itself is timed from L2 (128 rows), where neither memory level limits it. On CPUs
+// with AVX-512 VNNI also: zmm vpdpbusd alone and with the GEMM's decode ops (shifts, masks, loads)
+// mixed in, and the last-level cache read by two threads at once (the two-thread GEMV's limit).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "bench.h"
 #include "limits_avx2.h"
+#include "limits_avx512.h"
 #include "trix/cpu.h"
 #include "trix/matmul.h"
 #include "trix/threads.h"
@@ -56,6 +61,25 @@ double read_gbs(int64_t bytes, int64_t chunk, int passes) {
   return best;
 }
 
+// The same read from two threads at once, each over its own half of a `bytes` buffer (the two
+// halves of one product's weights): their summed rate.
+double read_gbs_two_threads(int64_t bytes, int passes) {
+  Aligned b(bytes);
+  double best = 0;
+  for (int p = 0; p < passes; ++p) {
+    double r[2] = {0, 0};
+    auto half = [&](int t) {
+      avx2_read_bytes_per_ns(b.p + t * (bytes / 2), bytes / 2, 1);
+      r[t] = avx2_read_bytes_per_ns(b.p + t * (bytes / 2), bytes / 2, 4);
+    };
+    std::thread other(half, 1);
+    half(0);
+    other.join();
+    best = std::max(best, r[0] + r[1]);
+  }
+  return best;
+}
+
 }  // namespace
 
 int run_limits(int, char**) {
@@ -65,10 +89,10 @@ int run_limits(int, char**) {
   }
   trix::set_num_threads(1);
   const int64_t it = 200000, llc = llc_bytes();
-  const double ghz = best_of(50, avx2_add_chain_per_ns, it);
+  const double ghz = best_of(50, scalar_add_chain_per_ns, it);
   const double madd = best_of(50, avx2_maddubs_per_ns, it / 4), shuf = best_of(50, avx2_shuffle_per_ns, it / 4);
   const double vand = best_of(50, avx2_and_per_ns, it / 4), mix = best_of(50, avx2_maddubs_shuffle_mix_per_ns, it / 4);
-  std::printf("one thread; CPU-time rates, best of many ~1 ms runs; core clock (dependent vpaddd chain): %.2f GHz\n", ghz);
+  std::printf("one thread; CPU-time rates, best of many ~1 ms runs; core clock (dependent add chain): %.2f GHz\n", ghz);
   std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpmaddubsw ymm (32 int8 MACs each)", madd, madd / ghz);
   std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpshufb ymm (32 table lookups each)", shuf, shuf / ghz);
   std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpmaddubsw + vpshufb interleaved (total)", mix, mix / ghz);
@@ -78,6 +102,16 @@ int run_limits(int, char**) {
   std::printf("%-44s %8.1f GB/s\n", "read bandwidth, 256 KiB (L2)", l2);
   std::printf("%-44s %8.1f GB/s\n", "read bandwidth, 4 MiB (last-level cache)", l3);
   std::printf("%-44s %8.1f GB/s\n", "read bandwidth, 8x the last-level cache (DRAM)", dram);
+  const double l3x2 = read_gbs_two_threads(4 << 20, 20);
+  std::printf("%-44s %8.1f GB/s\n", "read bandwidth, 4 MiB LLC, two threads (sum)", l3x2);
+  const bool vnni = trix::simd_level_supported(trix::SimdLevel::avx512_vnni);
+  double dp = 0, dpmix = 0;
+  if (vnni) {
+    dp = best_of(50, vnni_dpbusd_per_ns, it / 4);
+    dpmix = best_of(50, vnni_dpbusd_with_decode_per_ns, it / 4);
+    std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpdpbusd zmm (64 int8 MACs each)", dp, dp / ghz);
+    std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "  + per 16: 4 vpsrlw, 8 vpandd, 8 loads", dpmix, dpmix / ghz);
+  }
 
   // The int8 GEMV at the best level on 128 rows x 4096 (128 KiB packed: in L2).
   const int64_t rows = 128, k = 4096;
@@ -100,6 +134,12 @@ int run_limits(int, char**) {
   std::printf("  %-58s %8.1f\n", "N=1 cold torch float32: 64 MiB at DRAM bandwidth", 16 * wbytes / dram / 1e3);
   std::printf("  %-58s %8.1f\n", "N=1 cold torch int8: 16 MiB at DRAM bandwidth", 4 * wbytes / dram / 1e3);
   std::printf("  %-58s %8.1f\n", "N=64 compute: 64*M*K/32 vpmaddubsw", 64 * macs / 32 / madd / 1e3);
+  std::printf("  %-58s %8.1f\n", "N=1 warm, two threads: 4 MiB at their summed LLC bandwidth", wbytes / l3x2 / 1e3);
+  if (vnni) {
+    std::printf("  %-58s %8.1f\n", "N=1 compute: M*K/64 vpdpbusd zmm", macs / 64 / dp / 1e3);
+    std::printf("  %-58s %8.1f\n", "N=64 compute: 64*M*K/64 vpdpbusd zmm", 64 * macs / 64 / dp / 1e3);
+    std::printf("  %-58s %8.1f\n", "N=64 compute with the decode ops mixed in", 64 * macs / 64 / dpmix / 1e3);
+  }
   return 0;
 }
 

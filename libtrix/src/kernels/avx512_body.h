@@ -143,6 +143,9 @@ void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_
   }
 }
 
+// Activation rows per micro-kernel call: R = 4 weight rows x 6 = 24 accumulators (of 32 registers).
+constexpr int kI8Cmax = 6;
+
 template <int R>
 void micro_i8_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t xs,
                 const int32_t* sums, int32_t* out, int64_t ldy) {
@@ -150,14 +153,16 @@ void micro_i8_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const int8_t* x
     case 1: micro_i8<R, 1>(w, rb, nb, xr, xs, sums, out, ldy); break;
     case 2: micro_i8<R, 2>(w, rb, nb, xr, xs, sums, out, ldy); break;
     case 3: micro_i8<R, 3>(w, rb, nb, xr, xs, sums, out, ldy); break;
-    default: micro_i8<R, 4>(w, rb, nb, xr, xs, sums, out, ldy); break;
+    case 4: micro_i8<R, 4>(w, rb, nb, xr, xs, sums, out, ldy); break;
+    case 5: micro_i8<R, 5>(w, rb, nb, xr, xs, sums, out, ldy); break;
+    default: micro_i8<R, 6>(w, rb, nb, xr, xs, sums, out, ldy); break;
   }
 }
 
 void gemm_i8_prep(const int8_t* xr, const int32_t* sums, int64_t n, int64_t k, const uint8_t* w, int64_t m0,
                   int64_t m1, int32_t* acc, int64_t ldy) {
   const int64_t rb = packed_row_bytes(k), nb = rb / kBlockBytes, xs = i8_row_bytes(k);
-  for_each_block<4>(n, m0, m1, [&](auto r, int C, int64_t m, int64_t i) {
+  for_each_block<kI8Cmax>(n, m0, m1, [&](auto r, int C, int64_t m, int64_t i) {
     micro_i8_c<decltype(r)::value>(C, w + m * rb, rb, nb, xr + i * xs, xs, sums + i, acc + i * ldy + (m - m0), ldy);
   });
 }
