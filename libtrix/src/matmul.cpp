@@ -21,6 +21,14 @@ void check_out(const char* f, const char* out_name, const void* out, int64_t out
   detail::check_no_overlap(f, out_name, out, ob, "w", w.data, detail::bytes_of(w.rows * w.row_bytes(), 1));
   detail::check_no_overlap(f, out_name, out, ob, "w.scales", w.scales, detail::bytes_of(w.n_scales, sizeof(float)));
 }
+// The row scales of rows [b, e) as a plain array, so the rescaling loops below vectorize (w.scale(m)
+// branches on the scale count; at N = 64 the branchy loop took ~15% of a 4096 x 4096 int8 product).
+const float* chunk_scales(const TernaryView& w, int64_t b, int64_t e) {
+  thread_local std::vector<float> s;
+  if (s.size() < static_cast<size_t>(e - b)) s.resize(static_cast<size_t>(e - b));
+  for (int64_t m = b; m < e; ++m) s[m - b] = w.scale(m);
+  return s.data();
+}
 }  // namespace
 
 void matmul(const float* x, int64_t n, const TernaryView& w, float* y) {
@@ -32,8 +40,9 @@ void matmul(const float* x, int64_t n, const TernaryView& w, float* y) {
   parallel_for(w.rows, kernels::row_grain(n, w.cols), [&](int64_t b, int64_t e) {
     kern.gemm_f32(x, n, w.cols, w.data, b, e, y + b, w.rows);
     if (w.n_scales == 0) return;
+    const float* sc = chunk_scales(w, b, e);
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t m = b; m < e; ++m) y[i * w.rows + m] *= w.scale(m);
+      for (int64_t m = b; m < e; ++m) y[i * w.rows + m] *= sc[m - b];
   });
 }
 
@@ -85,9 +94,13 @@ void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryVi
     const int64_t cols = e - b;
     if (acc.size() < static_cast<size_t>(n * cols)) acc.resize(static_cast<size_t>(n * cols));
     xs.gemm(w.data, b, e, acc.data(), cols);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t m = b; m < e; ++m)
-        y[i * w.rows + m] = static_cast<float>(acc[i * cols + (m - b)]) * xscale[i] * w.scale(m);
+    const float* sc = chunk_scales(w, b, e);
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t* a = acc.data() + i * cols;
+      float* yi = y + i * w.rows + b;
+      const float s = xscale[i];
+      for (int64_t j = 0; j < cols; ++j) yi[j] = static_cast<float>(a[j]) * s * sc[j];
+    }
   });
 }
 

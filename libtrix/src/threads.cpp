@@ -36,7 +36,7 @@ thread_local bool t_in_worker = false;
 // would otherwise pay it twice per call. OpenMP runtimes spin the same way (KMP_BLOCKTIME).
 constexpr auto kSpin = std::chrono::microseconds(200);
 // Chunks per thread in parallel_for: enough for a thread to pick up the work of a late one.
-constexpr int kChunksPerThread = 4;
+constexpr int kChunksPerThread = 8;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)

@@ -80,18 +80,21 @@ struct I8Acc {
   __m512i a[R][C][S];
 };
 
-// One 64-byte piece (two weight blocks) of R rows against C activation rows. Kept apart from the
-// loop, and the last (half) piece's masked load outside it: with both loads in one loop body GCC
-// kept the accumulators on the stack and copied them every iteration (10x the instructions).
-template <int R, int C, int S>
-__attribute__((always_inline)) inline void i8_piece(I8Acc<R, C, S>& acc, const __m512i (&wv)[R], const int8_t* xr,
-                                                    int64_t xs) {
+// One 64-byte piece (two weight blocks) of R rows against C activation rows; Half: only the first
+// 32 bytes exist (the last block of a row with an odd block count). Each plane reloads the weights
+// from L1 rather than keeping them in registers: with 24 accumulators GCC otherwise runs out of
+// registers and copies accumulators around every vpdpbusd. The pieces are kept apart from the loop,
+// the half one outside it: with both loads in one loop body GCC kept the accumulators on the stack.
+template <int R, int C, int S, bool Half>
+__attribute__((always_inline)) inline void i8_piece(I8Acc<R, C, S>& acc, const uint8_t* w, int64_t rb,
+                                                    const int8_t* xr, int64_t xs) {
   const __m512i three = _mm512_set1_epi8(3);
   for (int s = 0; s < 4; ++s) {
     __m512i u[R];
     for (int r = 0; r < R; ++r) {
-      if (S == 4) u[r] = _mm512_and_si512(wv[r], _mm512_set1_epi8(static_cast<char>(3 << (2 * s))));
-      else u[r] = _mm512_and_si512(s == 0 ? wv[r] : _mm512_srli_epi16(wv[r], 2 * s), three);
+      const __m512i wv = Half ? _mm512_maskz_loadu_epi8(0xFFFFFFFFull, w + r * rb) : _mm512_loadu_si512(w + r * rb);
+      if (S == 4) u[r] = _mm512_and_si512(wv, _mm512_set1_epi8(static_cast<char>(3 << (2 * s))));
+      else u[r] = _mm512_and_si512(s == 0 ? wv : _mm512_srli_epi16(wv, 2 * s), three);
     }
     for (int c = 0; c < C; ++c) {
       const __m512i xv = _mm512_load_si512(xr + c * xs + s * 64);
@@ -110,17 +113,11 @@ void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_
       for (int s = 0; s < S; ++s) acc.a[r][c][s] = _mm512_setzero_si512();
   const int64_t full = nb / 2;
   for (int64_t p = 0; p < full; ++p) {
-    __m512i wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = _mm512_loadu_si512(w + r * rb + p * 64);
-    if (C == 1)  // the GEMV streams its weights once: fetch the next row group's into L1 early
+    if (C == 1)  // the GEMV streams its weights once: fetch two row groups ahead into L1
       for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(w + (r + 2 * R) * rb + p * 64), _MM_HINT_T0);
-    i8_piece<R, C, S>(acc, wv, xr + p * 256, xs);
+    i8_piece<R, C, S, false>(acc, w + p * 64, rb, xr + p * 256, xs);
   }
-  if (nb % 2 != 0) {
-    __m512i wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = _mm512_maskz_loadu_epi8(0xFFFFFFFFull, w + r * rb + full * 64);
-    i8_piece<R, C, S>(acc, wv, xr + full * 256, xs);
-  }
+  if (nb % 2 != 0) i8_piece<R, C, S, true>(acc, w + full * 64, rb, xr + full * 256, xs);
   // Per (row, activation row) one vector; planes shifted back lane by lane (each lane of plane s is
   // a multiple of 4^s, so the shift is exact and no lane total can overflow).
   __m512i v[R][C];
