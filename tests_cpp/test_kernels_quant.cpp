@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -154,6 +155,28 @@ TEST(KernelsQuant, MatmulA8IsQuantizeThenMatmulI8) {
   float y = 0;
   EXPECT_THROW(trix::matmul_a8(bad.data(), 1, trix::TernaryView{w.data(), 1, 8, nullptr, 0}, &y),
                std::invalid_argument);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(KernelsQuant, RescaleMatchesScalarAtEveryLevel) {
+  const Kernels& ref = trix::kernels::scalar();
+  for (const Kernels* kern : all_levels())
+    for (int64_t n : lengths()) {
+      std::vector<int32_t> acc(static_cast<size_t>(n));
+      std::mt19937 g(static_cast<uint32_t>(n));
+      for (size_t j = 0; j < acc.size(); ++j)  // rounding cases (> 2^24) and the int32 extremes
+        acc[j] = j % 5 == 0 ? std::numeric_limits<int32_t>::min() + static_cast<int32_t>(j)
+                            : (j % 5 == 1 ? std::numeric_limits<int32_t>::max() - static_cast<int32_t>(j)
+                                          : static_cast<int32_t>(g()));
+      const std::vector<float> sc = trix_test::random_floats(n, 3);
+      std::vector<float> a(static_cast<size_t>(n) + 1, 7.0f), b(a);
+      ref.rescale_i32(acc.data(), n, 0.0123f, sc.data(), a.data());
+      kern->rescale_i32(acc.data(), n, 0.0123f, sc.data(), b.data());
+      ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << kern->name << " n=" << n;
+    }
 }
 
 }  // namespace

@@ -86,7 +86,8 @@ void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryVi
   detail::check_no_overlap("matmul_i8", "out", y, detail::bytes_of(n * w.rows, sizeof(float)), "xscale", xscale,
                            detail::bytes_of(n, sizeof(float)));
   if (n == 0 || w.rows == 0) return;
-  const kernels::SharedI8 xs(kernels::active(), xq, n, w.cols);
+  const kernels::Kernels& kern = kernels::active();
+  const kernels::SharedI8 xs(kern, xq, n, w.cols);
   parallel_for(w.rows, kernels::row_grain(n, w.cols), [&](int64_t b, int64_t e) {
     // Each chunk's int32 products in a buffer its thread keeps: a fresh n x rows vector per call
     // costs page faults comparable to the product.
@@ -95,12 +96,7 @@ void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryVi
     if (acc.size() < static_cast<size_t>(n * cols)) acc.resize(static_cast<size_t>(n * cols));
     xs.gemm(w.data, b, e, acc.data(), cols);
     const float* sc = chunk_scales(w, b, e);
-    for (int64_t i = 0; i < n; ++i) {
-      const int32_t* a = acc.data() + i * cols;
-      float* yi = y + i * w.rows + b;
-      const float s = xscale[i];
-      for (int64_t j = 0; j < cols; ++j) yi[j] = static_cast<float>(a[j]) * s * sc[j];
-    }
+    for (int64_t i = 0; i < n; ++i) kern.rescale_i32(acc.data() + i * cols, cols, xscale[i], sc, y + i * w.rows + b);
   });
 }
 

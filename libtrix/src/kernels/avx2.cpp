@@ -180,6 +180,17 @@ void quantize_i8(const float* x, int64_t k, float inv, int8_t* xq) {
   }
 }
 
+// vcvtdq2ps rounds by MXCSR as the scalar conversion does; two multiplies in the same order.
+void rescale_i32(const int32_t* acc, int64_t n, float s, const float* sc, float* y) {
+  const __m256 sv = _mm256_set1_ps(s);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 a = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + j)));
+    _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_mul_ps(a, sv), _mm256_loadu_ps(sc + j)));
+  }
+  for (; j < n; ++j) y[j] = static_cast<float>(acc[j]) * s * sc[j];
+}
+
 // ---------------------------------------------------------------- float activations
 // Two 8-entry tables (vpermd reads three index bits; only the low two, the code, matter):
 // keep = all ones for +-1, zero for 0; flip = the sign bit for -1. (x & keep) ^ flip gives
@@ -276,7 +287,7 @@ void gemm_t_f32(const float* g, int64_t n, int64_t mrows, const uint8_t* w, int6
 
 const Kernels& avx2() {
   static const Kernels k{"avx2", gemm_f32, gemm_t_f32, gemm_i8, i8_row_bytes, prep_i8, gemm_i8_prep,
-                         absmax_bits, quantize_i8, nullptr, nullptr};
+                         absmax_bits, quantize_i8, rescale_i32, nullptr, nullptr};
   return k;
 }
 

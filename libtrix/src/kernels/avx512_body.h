@@ -195,6 +195,16 @@ void quantize_i8(const float* x, int64_t k, float inv, int8_t* xq) {
   }
 }
 
+// vcvtdq2ps rounds by MXCSR as the scalar conversion does; two multiplies in the same order.
+void rescale_i32(const int32_t* acc, int64_t n, float s, const float* sc, float* y) {
+  const __m512 sv = _mm512_set1_ps(s);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 mask = n - j >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (n - j)) - 1);
+    const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, acc + j));
+    _mm512_mask_storeu_ps(y + j, mask, _mm512_mul_ps(_mm512_mul_ps(a, sv), _mm512_maskz_loadu_ps(mask, sc + j)));
+  }
+}
+
 // ---------------------------------------------------------------- float activations
 // A weight never multiplies: a 16-entry table maps each 2-bit code (the low two bits of the index;
 // vpermd reads four) to a pattern P and vpternlogd keeps x's magnitude where P has it and flips

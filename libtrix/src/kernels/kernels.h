@@ -35,6 +35,8 @@ struct Kernels {
   // xq[c] = clamp(round_half_even(x[c] * inv), -128, 127).
   uint32_t (*absmax_bits)(const float* x, int64_t k);
   void (*quantize_i8)(const float* x, int64_t k, float inv, int8_t* xq);
+  // The int8 product's rescale: y[j] = float(acc[j]) * s * sc[j] for j < n, in that order.
+  void (*rescale_i32)(const int32_t* acc, int64_t n, float s, const float* sc, float* y);
 
   // Float GEMV over the private 16-row layout of a PreparedMatrix (lut_layout below), by table
   // lookup: nullptr at levels without it (callers then use gemm_f32 on the public copy).

@@ -190,6 +190,14 @@ uint32_t absmax_bits(const float* x, int64_t k) {
   return r;
 }
 
+// scvtf rounds to nearest as the scalar conversion does; two multiplies in the same order.
+void rescale_i32(const int32_t* acc, int64_t n, float s, const float* sc, float* y) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4)
+    vst1q_f32(y + j, vmulq_f32(vmulq_n_f32(vcvtq_f32_s32(vld1q_s32(acc + j)), s), vld1q_f32(sc + j)));
+  for (; j < n; ++j) y[j] = static_cast<float>(acc[j]) * s * sc[j];
+}
+
 // fcvtns rounds half to even, as nearbyint does in the default rounding mode; |x * inv| <= 127.
 void quantize_i8(const float* x, int64_t k, float inv, int8_t* xq) {
   const float32x4_t s = vdupq_n_f32(inv);

@@ -77,11 +77,15 @@ void quantize_i8(const float* x, int64_t k, float inv, int8_t* xq) {
   }
 }
 
+void rescale_i32(const int32_t* acc, int64_t n, float s, const float* sc, float* y) {
+  for (int64_t j = 0; j < n; ++j) y[j] = static_cast<float>(acc[j]) * s * sc[j];
+}
+
 }  // namespace
 
 const Kernels& scalar() {
   static const Kernels k{"scalar", gemm_f32, gemm_t_f32, gemm_i8, nullptr, nullptr, nullptr,
-                         absmax_bits, quantize_i8, nullptr, nullptr};
+                         absmax_bits, quantize_i8, rescale_i32, nullptr, nullptr};
   return k;
 }
 
