@@ -34,12 +34,13 @@ inline __m256i widen_add(__m256i acc32, __m256i acc16) {
 }
 
 // R weight rows x C activation rows (C >= 2): each plane is decoded once per row and used C times.
+// The int32 totals are scalars, so the R x C int16 accumulators, the decoded planes and one
+// activation vector fit the 16 ymm registers (with vector int32 totals too GCC spilled every
+// accumulator every block).
 template <int R, int C>
 void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t kp, const int32_t* sums,
               int32_t* out, int64_t ldy) {
-  __m256i a[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) a[r][c] = _mm256_setzero_si256();
+  int32_t tot[R][C] = {};
   const __m256i three = _mm256_set1_epi8(3);
   for (int64_t b0 = 0; b0 < nb; b0 += kFlush) {
     __m256i h[R][C];
@@ -56,13 +57,17 @@ void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_
           const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xr + c * kp + b * 128 + 32 * s));
           for (int r = 0; r < R; ++r) h[r][c] = _mm256_add_epi16(h[r][c], _mm256_maddubs_epi16(u[r], xv));
         }
+        // Pins each plane's adds here: GCC otherwise computes all 32 products of a block first and
+        // spills them.
+        for (int r = 0; r < R; ++r)
+          for (int c = 0; c < C; ++c) __asm__("" : "+x"(h[r][c]));
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int c = 0; c < C; ++c) a[r][c] = widen_add(a[r][c], h[r][c]);
+      for (int c = 0; c < C; ++c) tot[r][c] += hsum_epi32(_mm256_madd_epi16(h[r][c], _mm256_set1_epi16(1)));
   }
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) out[c * ldy + r] = hsum_epi32(a[r][c]) - sums[c];
+    for (int c = 0; c < C; ++c) out[c * ldy + r] = tot[r][c] - sums[c];
 }
 
 // One activation row (GEMV): planes 0 and 1 are masked in place (w & 3 = code, w & 12 = 4 code), planes
@@ -94,6 +99,7 @@ void gemv_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int32_t
         h4[r] = _mm256_add_epi16(h4[r], _mm256_maddubs_epi16(_mm256_and_si256(v, m4), x1));
         h1[r] = _mm256_add_epi16(h1[r], _mm256_maddubs_epi16(_mm256_and_si256(t, m1), x2));
         h4[r] = _mm256_add_epi16(h4[r], _mm256_maddubs_epi16(_mm256_and_si256(t, m4), x3));
+        __asm__("" : "+x"(h1[r]), "+x"(h4[r]));  // keeps GCC from hoisting (and spilling) products
       }
     }
     for (int r = 0; r < R; ++r)
