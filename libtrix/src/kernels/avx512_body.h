@@ -141,7 +141,8 @@ void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_
 }
 
 // Activation rows per micro-kernel call: R = 4 weight rows x 6 = 24 accumulators (of 32 registers).
-constexpr int kI8Cmax = 6;
+// Without VNNI each product needs two temporaries (vpmaddubsw, vpmaddwd): 4 x 4 leaves room for them.
+constexpr int kI8Cmax = TRIX_VNNI ? 6 : 4;
 
 template <int R>
 void micro_i8_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t xs,
