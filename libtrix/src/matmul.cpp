@@ -97,7 +97,7 @@ void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryVi
     xs.gemm(w.data, b, e, acc.data(), cols);
     const float* sc = chunk_scales(w, b, e);
     for (int64_t i = 0; i < n; ++i) kern.rescale_i32(acc.data() + i * cols, cols, xscale[i], sc, y + i * w.rows + b);
-  });
+  }, kernels::kI8ChunksPerThread);
 }
 
 void matmul_a8(const float* x, int64_t n, const TernaryView& w, float* y) {

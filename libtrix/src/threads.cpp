@@ -35,8 +35,6 @@ thread_local bool t_in_worker = false;
 // more than a whole product of a 1024 x 1024 layer, so back-to-back regions (a model's layers)
 // would otherwise pay it twice per call. OpenMP runtimes spin the same way (KMP_BLOCKTIME).
 constexpr auto kSpin = std::chrono::microseconds(200);
-// Chunks per thread in parallel_for: enough for a thread to pick up the work of a late one.
-constexpr int kChunksPerThread = 8;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -154,7 +152,8 @@ void set_num_threads(int n) {
 
 int get_num_threads() { return g_threads.load(); }
 
-void parallel_for(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_for(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
+                  int chunks_per_thread) {
   if (count <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int64_t grains = (count + grain - 1) / grain;
@@ -166,7 +165,7 @@ void parallel_for(int64_t count, int64_t grain, const std::function<void(int64_t
   // Chunks of whole grains, a few per thread, handed out in order to whichever thread asks next: a
   // thread the OS runs late (torch's pool may be spinning on the other core) delays nothing. Chunk
   // boundaries depend only on count, grain and the thread count, never on who runs a chunk.
-  const int64_t chunks = std::min<int64_t>(grains, int64_t{kChunksPerThread} * parts);
+  const int64_t chunks = std::min<int64_t>(grains, int64_t{std::max(chunks_per_thread, 1)} * parts);
   std::atomic<int64_t> next{0};
   std::vector<std::exception_ptr> errors(static_cast<size_t>(parts));
   const std::function<void(int)> job = [&](int p) {

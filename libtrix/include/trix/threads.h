@@ -19,8 +19,10 @@ int get_num_threads();
 
 // Calls fn(begin, end) on consecutive chunks covering [0, count), concurrently on up to
 // get_num_threads() threads: chunk boundaries are multiples of `grain` (except the last), at most
-// four chunks per thread, never more chunks than grains. After an exception no further chunk
-// starts; the first one thrown is rethrown here once the running chunks finished.
-void parallel_for(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+// chunks_per_thread chunks per thread (more let a thread take over the work of one the OS runs
+// late; fewer cost less hand-over), never more chunks than grains. After an exception no further
+// chunk starts; the first one thrown is rethrown here once the running chunks finished.
+void parallel_for(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
+                  int chunks_per_thread = 4);
 
 }  // namespace trix
