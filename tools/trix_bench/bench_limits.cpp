@@ -111,6 +111,8 @@ int run_limits(int, char**) {
     dpmix = best_of(50, vnni_dpbusd_with_decode_per_ns, it / 4);
     std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpdpbusd zmm (64 int8 MACs each)", dp, dp / ghz);
     std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "  + per 16: 4 vpsrlw, 8 vpandd, 8 loads", dpmix, dpmix / ghz);
+    if (const double pb = best_of(50, vbmi_permb_per_ns, it / 4); pb > 0)
+      std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpermb zmm (64 byte-table lookups each)", pb, pb / ghz);
   }
 
   // The int8 GEMV at the best level on 128 rows x 4096 (128 KiB packed: in L2).

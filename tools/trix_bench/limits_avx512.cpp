@@ -19,6 +19,7 @@ alignas(64) unsigned char g_buf[4096];
 
 #define TRIX_X16(I) I(0) I(1) I(2) I(3) I(4) I(5) I(6) I(7) I(8) I(9) I(10) I(11) I(12) I(13) I(14) I(15)
 #define TRIX_DPB(i) "vpdpbusd %%zmm30, %%zmm31, %%zmm" #i "\n\t"
+#define TRIX_PERMB(i) "vpermb %%zmm30, %%zmm" #i ", %%zmm" #i "\n\t"
 // What the GEMM micro-kernel issues besides vpdpbusd per 16 of them: 4 shifts and 8 masks (plane
 // decode) on other registers, and 8 loads.
 #define TRIX_DECODE                                                                                        \
@@ -59,10 +60,19 @@ double vnni_dpbusd_with_decode_per_ns(int64_t iters) {
   return 16.0 * static_cast<double>(iters) / (cpu_now() - t0) / 1e9;
 }
 
+double vbmi_permb_per_ns(int64_t iters) {
+  if (!__builtin_cpu_supports("avx512vbmi")) return 0;
+  set_inputs();
+  const double t0 = cpu_now();
+  for (int64_t i = 0; i < iters; ++i) __asm__ volatile(TRIX_X16(TRIX_PERMB)::: TRIX_CLOBBERS);
+  return 16.0 * static_cast<double>(iters) / (cpu_now() - t0) / 1e9;
+}
+
 }  // namespace trix_bench
 #else
 namespace trix_bench {
 double vnni_dpbusd_per_ns(int64_t) { return 0; }
 double vnni_dpbusd_with_decode_per_ns(int64_t) { return 0; }
+double vbmi_permb_per_ns(int64_t) { return 0; }
 }  // namespace trix_bench
 #endif
