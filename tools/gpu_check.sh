@@ -5,6 +5,10 @@
 # Usage: bash tools/gpu_check.sh [OUT_DIR]      (PYTHON=... to pick the interpreter)
 # Exit status: non-zero if any of the three failed (each runs regardless of the others).
 set -uo pipefail
+case "${1:-}" in
+  -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -*) echo "gpu_check.sh: unknown option '$1' (expected an output folder, or --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-build/gpu-check}
 PY=${PYTHON:-python3}
