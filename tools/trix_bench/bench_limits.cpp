@@ -13,6 +13,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <chrono>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 #include <random>
 #include <thread>
 #include <vector>
@@ -80,6 +84,32 @@ double read_gbs_two_threads(int64_t bytes, int passes) {
   return best;
 }
 
+// CPUs this process may run on (taskset narrows it).
+int cpus_allowed() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+#endif
+  return static_cast<int>(std::thread::hardware_concurrency());
+}
+
+// A two-thread parallel_for over 4096 rows whose chunks spin for `work_us` of wall time in total
+// (split in proportion to their rows): its fastest wall time minus work_us / 2 is the cost of
+// handing work to the second thread and waiting for it.
+double handover_us(double work_us, int chunks_per_thread) {
+  trix::set_num_threads(2);
+  const Timing t = time_calls([&] {
+    trix::parallel_for(4096, 80, [&](int64_t b, int64_t e) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double us = work_us * static_cast<double>(e - b) / 4096.0;
+      while (std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() < us) {
+      }
+    }, chunks_per_thread);
+  }, 200);
+  trix::set_num_threads(1);
+  return t.best - work_us / 2;
+}
+
 }  // namespace
 
 int run_limits(int, char**) {
@@ -126,6 +156,12 @@ int run_limits(int, char**) {
   const double ns_row = t.best * 1e3 / rows;
   std::printf("%-44s %8.1f ns/row (fastest wall call; %s), %.1f G MAC/s\n", "int8 GEMV, 128 x 4096 from L2", ns_row,
               trix::simd_level_name(trix::simd_level()), k / ns_row);
+
+  if (cpus_allowed() >= 2)
+    std::printf("%-44s %8.2f us (fastest call; 2 / 4 chunks per thread: %.2f / %.2f us with 30 us of work)\n",
+                "parallel_for hand-over, two threads, empty", handover_us(0, 4), handover_us(30, 2), handover_us(30, 4));
+  else
+    std::printf("parallel_for hand-over: not measured (this process may run on one CPU only; run without taskset)\n");
 
   const double macs = 4096.0 * 4096.0, wbytes = macs / 4;
   std::printf("\nfloors for 4096 x 4096, one thread (us):\n");
