@@ -37,6 +37,10 @@ struct Timing {
 };
 Timing time_calls(const std::function<void()>& f, double min_ms);
 
+// This thread's CPU time in µs: a loop that loses its core to another process is not charged for
+// the time it waited (the machine may be shared).
+double thread_cpu_us();
+
 // Seeded random ternary weights, one scale 0.01.
 trix::PackedTernary random_packed(int64_t rows, int64_t cols, uint32_t seed);
 

@@ -141,10 +141,7 @@ void gemm_i8_prep(const int8_t* xr, const int32_t* sums, int64_t n, int64_t k, c
 
 void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
              int32_t* acc, int64_t ldy) {
-  int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * i8_row_bytes(k))));
-  int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
-  prep_i8(xq, n, k, xr, sums);
-  gemm_i8_prep(xr, sums, n, k, w, m0, m1, acc, ldy);
+  gemm_i8_two_step(i8_row_bytes, prep_i8, gemm_i8_prep, xq, n, k, w, m0, m1, acc, ldy);
 }
 
 // ---------------------------------------------------------------- activation quantizer
@@ -159,13 +156,7 @@ uint32_t absmax_bits(const float* x, int64_t k) {
   h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4E));
   h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0xB1));
   uint32_t r = static_cast<uint32_t>(_mm_cvtsi128_si32(h));
-  for (; c < k; ++c) {
-    uint32_t b;
-    __builtin_memcpy(&b, x + c, sizeof b);
-    b &= 0x7FFFFFFFu;
-    r = b > r ? b : r;
-  }
-  return r;
+  return absmax_bits_tail(x, c, k, r);
 }
 
 // vcvtps2dq and the scalar tail's vcvtss2si round by MXCSR, half to even by default, as nearbyint

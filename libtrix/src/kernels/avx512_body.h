@@ -167,10 +167,7 @@ void gemm_i8_prep(const int8_t* xr, const int32_t* sums, int64_t n, int64_t k, c
 
 void gemm_i8(const int8_t* xq, int64_t n, int64_t k, const uint8_t* w, int64_t m0, int64_t m1,
              int32_t* acc, int64_t ldy) {
-  int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * i8_row_bytes(k))));
-  int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
-  prep_i8(xq, n, k, xr, sums);
-  gemm_i8_prep(xr, sums, n, k, w, m0, m1, acc, ldy);
+  gemm_i8_two_step(i8_row_bytes, prep_i8, gemm_i8_prep, xq, n, k, w, m0, m1, acc, ldy);
 }
 
 // ---------------------------------------------------------------- activation quantizer

@@ -181,13 +181,7 @@ uint32_t absmax_bits(const float* x, int64_t k) {
   int64_t c = 0;
   for (; c + 4 <= k; c += 4) m = vmaxq_u32(m, vandq_u32(vreinterpretq_u32_f32(vld1q_f32(x + c)), mag));
   uint32_t r = vmaxvq_u32(m);
-  for (; c < k; ++c) {
-    uint32_t b;
-    __builtin_memcpy(&b, x + c, sizeof b);
-    b &= 0x7FFFFFFFu;
-    r = b > r ? b : r;
-  }
-  return r;
+  return absmax_bits_tail(x, c, k, r);
 }
 
 // scvtf rounds to nearest as the scalar conversion does; two multiplies in the same order.

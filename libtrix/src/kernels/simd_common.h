@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/kernels.h"
+
 namespace trix::kernels {
 namespace {
 
@@ -42,6 +44,27 @@ inline int32_t pad_copy_i8(const int8_t* x, int64_t k, int64_t kp, int8_t* xr) {
   }
   for (int64_t j = k; j < kp; ++j) xr[j] = 0;
   return sum;
+}
+
+// max(r, the bit pattern of |x[c]|) over c0 <= c < k: the scalar tail of absmax_bits.
+inline uint32_t absmax_bits_tail(const float* x, int64_t c0, int64_t k, uint32_t r) {
+  for (int64_t c = c0; c < k; ++c) {
+    uint32_t b;
+    __builtin_memcpy(&b, x + c, sizeof b);
+    b &= 0x7FFFFFFFu;
+    r = b > r ? b : r;
+  }
+  return r;
+}
+
+// gemm_i8 from a level's two steps: its activation layout in this thread's scratch, then the product.
+template <typename RowBytes, typename Prep, typename GemmPrep>
+inline void gemm_i8_two_step(RowBytes row_bytes, Prep prep, GemmPrep gemm, const int8_t* xq, int64_t n, int64_t k,
+                             const uint8_t* w, int64_t m0, int64_t m1, int32_t* acc, int64_t ldy) {
+  int8_t* xr = static_cast<int8_t*>(scratch(0, static_cast<size_t>(n * row_bytes(k))));
+  int32_t* sums = static_cast<int32_t*>(scratch(1, static_cast<size_t>(n) * sizeof(int32_t)));
+  prep(xq, n, k, xr, sums);
+  gemm(xr, sums, n, k, w, m0, m1, acc, ldy);
 }
 
 }  // namespace
