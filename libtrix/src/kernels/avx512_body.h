@@ -103,21 +103,27 @@ __attribute__((always_inline)) inline void i8_piece(I8Acc<R, C, S>& acc, const u
   }
 }
 
-template <int R, int C>
-void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t xs, const int32_t* sums,
-              int32_t* out, int64_t ldy) {
+// Loop: the row has full pieces (at least one); Half: it ends in a half piece. One instance per
+// case and a loop that runs at least once, so no path joins another with the accumulators live:
+// at such a join (a zero-trip loop, an optional tail) GCC kept them all on the stack.
+template <int R, int C, bool Loop, bool Half>
+void micro_i8_body(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t xs, const int32_t* sums,
+                   int32_t* out, int64_t ldy) {
   constexpr int S = (TRIX_VNNI && C == 1) ? 4 : 1;
   I8Acc<R, C, S> acc;
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c)
       for (int s = 0; s < S; ++s) acc.a[r][c][s] = _mm512_setzero_si512();
   const int64_t full = nb / 2;
-  for (int64_t p = 0; p < full; ++p) {
-    if (C == 1)  // the GEMV streams its weights once: fetch two row groups ahead into L1
-      for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(w + (r + 2 * R) * rb + p * 64), _MM_HINT_T0);
-    i8_piece<R, C, S, false>(acc, w + p * 64, rb, xr + p * 256, xs);
+  if constexpr (Loop) {
+    int64_t p = 0;
+    do {
+      if (C == 1)  // the GEMV streams its weights once: fetch two row groups ahead into L1
+        for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(w + (r + 2 * R) * rb + p * 64), _MM_HINT_T0);
+      i8_piece<R, C, S, false>(acc, w + p * 64, rb, xr + p * 256, xs);
+    } while (++p < full);
   }
-  if (nb % 2 != 0) i8_piece<R, C, S, true>(acc, w + full * 64, rb, xr + full * 256, xs);
+  if constexpr (Half) i8_piece<R, C, S, true>(acc, w + full * 64, rb, xr + full * 256, xs);
   // Per (row, activation row) one vector; planes shifted back lane by lane (each lane of plane s is
   // a multiple of 4^s, so the shift is exact and no lane total can overflow).
   __m512i v[R][C];
@@ -138,6 +144,18 @@ void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_
       for (int r = 0; r < R; ++r) out[c * ldy + r] = _mm512_reduce_add_epi32(v[r][c]) - sums[c];
     }
   }
+}
+
+template <int R, int C>
+void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t xs, const int32_t* sums,
+              int32_t* out, int64_t ldy) {
+  const bool loop = nb >= 2, half = nb % 2 != 0;
+  if (loop && half) micro_i8_body<R, C, true, true>(w, rb, nb, xr, xs, sums, out, ldy);
+  else if (loop) micro_i8_body<R, C, true, false>(w, rb, nb, xr, xs, sums, out, ldy);
+  else if (half) micro_i8_body<R, C, false, true>(w, rb, nb, xr, xs, sums, out, ldy);
+  else  // k = 0: no weights
+    for (int c = 0; c < C; ++c)
+      for (int r = 0; r < R; ++r) out[c * ldy + r] = -sums[c];
 }
 
 // Activation rows per micro-kernel call: R = 4 weight rows x 6 = 24 accumulators (of 32 registers).
