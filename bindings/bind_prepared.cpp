@@ -40,14 +40,12 @@ void bind_prepared(nb::module_& m) {
     trix::matmul_i8_acc(ptr<int8_t>(xq), xq.shape(0), w, ptr<int32_t>(acc));
   }, nb::arg("xq"), nb::arg("w"), nb::arg("out"));
 
-  m.def("prepared_matmul_i8", [](InArray xq, InArray xscale, const trix::PreparedMatrix& w, OutArray y) {
-    check_array(xq, "matmul_i8", "xq", DType::i8, {kAny, w.cols()});
-    const int64_t n = xq.shape(0);
-    check_array(xscale, "matmul_i8", "xscale", DType::f32, {n});
-    check_array(y, "matmul_i8", "out", DType::f32, {n, w.rows()});
+  m.def("prepared_matmul_a8", [](InArray x, const trix::PreparedMatrix& w, OutArray y) {
+    check_array(x, "matmul_i8", "x", DType::f32, {kAny, w.cols()});
+    check_array(y, "matmul_i8", "out", DType::f32, {static_cast<int64_t>(x.shape(0)), w.rows()});
     nb::gil_scoped_release rel;
-    trix::matmul_i8(ptr<int8_t>(xq), ptr<float>(xscale), n, w, ptr<float>(y));
-  }, nb::arg("xq"), nb::arg("xscale"), nb::arg("w"), nb::arg("out"));
+    trix::matmul_a8(ptr<float>(x), x.shape(0), w, ptr<float>(y));
+  }, nb::arg("x"), nb::arg("w"), nb::arg("out"));
 }
 
 }  // namespace trix_py

@@ -57,6 +57,7 @@ def test_products(x, w, cols, scales, out):
         clean(f, x, w, cols, scales, out)
     clean(_C.matmul_i8_acc, x, w, cols, out)
     clean(_C.matmul_i8, x, scales, w, cols, scales, out)
+    clean(_C.matmul_a8, x, w, cols, scales, out)
     clean(_C.route_scores, x, w, cols, out)
 
 

@@ -6,6 +6,7 @@
 #include "kernels/kernels.h"
 #include "contracts.h"
 #include "kernels/parallel.h"
+#include "lut_gemm.h"
 #include "trix/error.h"
 #include "trix/quantize.h"
 #include "trix/threads.h"
@@ -21,15 +22,16 @@ void check_out(const char* f, const char* out_name, const void* out, int64_t out
   detail::check_no_overlap(f, out_name, out, ob, "w", w.data, detail::bytes_of(w.rows * w.row_bytes(), 1));
   detail::check_no_overlap(f, out_name, out, ob, "w.scales", w.scales, detail::bytes_of(w.n_scales, sizeof(float)));
 }
-// The row scales of rows [b, e) as a plain array, so the rescaling loops below vectorize (w.scale(m)
-// branches on the scale count; at N = 64 the branchy loop took ~15% of a 4096 x 4096 int8 product).
-const float* chunk_scales(const TernaryView& w, int64_t b, int64_t e) {
+}  // namespace
+
+namespace detail {
+const float* row_scales(const TernaryView& w, int64_t b, int64_t e) {
   thread_local std::vector<float> s;
   if (s.size() < static_cast<size_t>(e - b)) s.resize(static_cast<size_t>(e - b));
   for (int64_t m = b; m < e; ++m) s[m - b] = w.scale(m);
   return s.data();
 }
-}  // namespace
+}  // namespace detail
 
 void matmul(const float* x, int64_t n, const TernaryView& w, float* y) {
   check_view(w, "matmul", "w");
@@ -40,7 +42,7 @@ void matmul(const float* x, int64_t n, const TernaryView& w, float* y) {
   parallel_for(w.rows, kernels::row_grain(n, w.cols), [&](int64_t b, int64_t e) {
     kern.gemm_f32(x, n, w.cols, w.data, b, e, y + b, w.rows);
     if (w.n_scales == 0) return;
-    const float* sc = chunk_scales(w, b, e);
+    const float* sc = detail::row_scales(w, b, e);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t m = b; m < e; ++m) y[i * w.rows + m] *= sc[m - b];
   });
@@ -95,7 +97,7 @@ void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const TernaryVi
     const int64_t cols = e - b;
     if (acc.size() < static_cast<size_t>(n * cols)) acc.resize(static_cast<size_t>(n * cols));
     xs.gemm(w.data, b, e, acc.data(), cols);
-    const float* sc = chunk_scales(w, b, e);
+    const float* sc = detail::row_scales(w, b, e);
     for (int64_t i = 0; i < n; ++i) kern.rescale_i32(acc.data() + i * cols, cols, xscale[i], sc, y + i * w.rows + b);
   }, kernels::kI8ChunksPerThread);
 }

@@ -65,8 +65,9 @@ void lut_matmul(const float* x, int64_t n, const TernaryView& v, const uint8_t* 
   }
   lut_gemm(x, n, v.cols, layout, 0, v.rows, y, v.rows);
   if (v.n_scales == 0) return;
+  const float* sc = row_scales(v, 0, v.rows);
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t m = 0; m < v.rows; ++m) y[i * v.rows + m] *= v.scale(m);
+    for (int64_t m = 0; m < v.rows; ++m) y[i * v.rows + m] *= sc[m];
 }
 
 }  // namespace detail
@@ -102,5 +103,7 @@ void matmul_i8_acc(const int8_t* xq, int64_t n, const PreparedMatrix& w, int32_t
 void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const PreparedMatrix& w, float* y) {
   matmul_i8(xq, xscale, n, w.view(), y);
 }
+
+void matmul_a8(const float* x, int64_t n, const PreparedMatrix& w, float* y) { matmul_a8(x, n, w.view(), y); }
 
 }  // namespace trix

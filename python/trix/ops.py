@@ -206,10 +206,10 @@ def matmul_i8(x: Array, w: PackedTernary, out: Optional[Array] = None) -> Array:
     """W1.58A8: quantize float32 x [N, K] to int8 per row, multiply exactly, rescale: y [N, M]."""
     n = _shape2(x, "x", "matmul_i8")[0]
     out = _empty(x, (n, w.rows), "float32") if out is None else out
+    # one call: quantization and product (trix::matmul_a8)
     if isinstance(w, PreparedMatrix):
-        xq, xs = quantize_activations(x)
-        _C.prepared_matmul_i8(xq, xs, w._c, out)
-    else:  # one call: quantization and product (trix::matmul_a8)
+        _C.prepared_matmul_a8(x, w._c, out)
+    else:
         _C.matmul_a8(x, w.data, w.cols, w.scales, out)
     return out
 

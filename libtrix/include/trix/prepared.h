@@ -32,10 +32,11 @@ class PreparedMatrix {
   std::vector<uint8_t> layout_;
 };
 
-// As matmul / matmul_t / matmul_i8_acc / matmul_i8 in trix/matmul.h, on a prepared matrix.
+// As matmul / matmul_t / matmul_i8_acc / matmul_i8 / matmul_a8 in trix/matmul.h, on a prepared matrix.
 void matmul(const float* x, int64_t n, const PreparedMatrix& w, float* y);
 void matmul_t(const float* g, int64_t n, const PreparedMatrix& w, float* dx);
 void matmul_i8_acc(const int8_t* xq, int64_t n, const PreparedMatrix& w, int32_t* acc);
 void matmul_i8(const int8_t* xq, const float* xscale, int64_t n, const PreparedMatrix& w, float* y);
+void matmul_a8(const float* x, int64_t n, const PreparedMatrix& w, float* y);
 
 }  // namespace trix

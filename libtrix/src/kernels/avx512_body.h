@@ -41,17 +41,13 @@ void prep_i8(const int8_t* xq, int64_t n, int64_t k, int8_t* xr, int32_t* sums) 
   for (int64_t i = 0; i < n; ++i) sums[i] = prep_i8_row(xq + i * k, k, xr + i * xs);
 }
 
-// tie: the GEMV form (see micro_i8) issues vpdpbusd from inline asm so the accumulator stays in its
-// register: with the intrinsic, GCC 12 copied each of its 16 accumulators to a fresh register and
-// back around every vpdpbusd (and spilled some), ~10x the instructions of the loop's real work.
-template <bool tie = false>
+// With VNNI, vpdpbusd is issued from inline asm so the accumulator stays in its register: with the
+// intrinsic, GCC 12 copied every accumulator to a fresh register and back around each vpdpbusd (and
+// spilled some), ~10x the instructions of the loop's real work.
 inline __m512i dot_u8s8(__m512i acc, __m512i u, __m512i x) {
 #if TRIX_VNNI
-  if (tie) {
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(x));
-    return acc;
-  }
-  return _mm512_dpbusd_epi32(acc, u, x);
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(x));
+  return acc;
 #else
   // u holds codes 0..2, so each pair sum is within +-512: vpmaddubsw cannot saturate.
   const __m512i p = _mm512_maddubs_epi16(u, x);
@@ -98,7 +94,7 @@ __attribute__((always_inline)) inline void i8_piece(I8Acc<R, C, S>& acc, const u
     }
     for (int c = 0; c < C; ++c) {
       const __m512i xv = _mm512_load_si512(xr + c * xs + s * 64);
-      for (int r = 0; r < R; ++r) acc.a[r][c][S == 4 ? s : 0] = dot_u8s8<true>(acc.a[r][c][S == 4 ? s : 0], u[r], xv);
+      for (int r = 0; r < R; ++r) acc.a[r][c][S == 4 ? s : 0] = dot_u8s8(acc.a[r][c][S == 4 ? s : 0], u[r], xv);
     }
   }
 }

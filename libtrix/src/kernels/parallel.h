@@ -53,8 +53,9 @@ class SharedI8 {
   int32_t* sums_ = nullptr;
 };
 
-// Chunks per thread of the int8 products: their rows cost the same, and on two cores two chunks
-// each measured faster than four or eight (the GEMV lost ~10% to the hand-over).
+// Chunks per thread of the int8 products: their rows cost the same, so the extra chunks that let a
+// thread take over a late one's work buy little, and each costs a hand-over (trix_bench --limits:
+// +0.6 us at 2 chunks, +1.5 us at 4 on a 30 us region of two threads).
 constexpr int kI8ChunksPerThread = 2;
 
 inline void par_gemm_i8(const Kernels& kern, const int8_t* x, int64_t n, int64_t k, const uint8_t* w, int64_t m0,
