@@ -33,7 +33,7 @@ Options parse_options(int argc, char** argv);
 // the least disturbed one); cpu: median µs of this thread's CPU time (immune to time slicing, but
 // blind to other threads: meaningful for one-thread runs only).
 struct Timing {
-  double wall = 0, best = 0, cpu = 0;
+  double wall = 0, best = 0, cpu = 0, p90 = 0;  // median, fastest, median thread CPU, 90th percentile wall
 };
 Timing time_calls(const std::function<void()>& f, double min_ms);
 

@@ -79,6 +79,8 @@ Timing time_calls(const std::function<void()>& f, double min_ms) {
   t.best = *std::min_element(wall.begin(), wall.end());
   t.wall = median(wall);
   t.cpu = median(cpu);
+  std::sort(wall.begin(), wall.end());
+  t.p90 = wall[wall.size() * 9 / 10];
   return t;
 }
 

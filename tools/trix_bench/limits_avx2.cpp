@@ -67,6 +67,43 @@ double avx2_and_per_ns(int64_t iters) {
   return chains_per_ns([](__m256i a, __m256i b) { return _mm256_and_si256(a, b); }, iters);
 }
 
+double avx2_gemv_mix_blocks_per_ns(int64_t iters) {
+  // The AVX2 int8 GEMV's instructions per 128 weights of one row (kernels/avx2.cpp gemv_i8): one
+  // weight load, vpsrlw, 4 vpand, 4 vpmaddubsw, 4 vpaddw into two int16 sums; two rows per
+  // iteration share four activation loads. Weights and activations sit in L1, so only the core's
+  // pipes bound it. Written in asm: the compiler can neither spill nor drop an instruction.
+  alignas(32) static const uint8_t buf[256] = {};
+  alignas(32) static const uint8_t masks[64] = {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+                                               3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12,
+                                               12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12,
+                                               12, 12, 12, 12};
+  int64_t n = iters;
+  const double t0 = cpu_now();
+#define TRIX_GEMV_ROW(W, H1, H4)                                                              \
+  "vmovdqu " W ", %%ymm6\n\tvpsrlw $4, %%ymm6, %%ymm7\n\t"                                     \
+  "vpand %%ymm4, %%ymm6, %%ymm8\n\tvpmaddubsw %%ymm0, %%ymm8, %%ymm8\n\tvpaddw %%ymm8, " H1 ", " H1 "\n\t" \
+  "vpand %%ymm5, %%ymm6, %%ymm9\n\tvpmaddubsw %%ymm1, %%ymm9, %%ymm9\n\tvpaddw %%ymm9, " H4 ", " H4 "\n\t" \
+  "vpand %%ymm4, %%ymm7, %%ymm14\n\tvpmaddubsw %%ymm2, %%ymm14, %%ymm14\n\tvpaddw %%ymm14, " H1 ", " H1 "\n\t" \
+  "vpand %%ymm5, %%ymm7, %%ymm15\n\tvpmaddubsw %%ymm3, %%ymm15, %%ymm15\n\tvpaddw %%ymm15, " H4 ", " H4 "\n\t"
+  __asm__ volatile(
+      "vmovdqa (%[m]), %%ymm4\n\tvmovdqa 32(%[m]), %%ymm5\n\t"
+      "vpxor %%ymm10, %%ymm10, %%ymm10\n\tvpxor %%ymm11, %%ymm11, %%ymm11\n\t"
+      "vpxor %%ymm12, %%ymm12, %%ymm12\n\tvpxor %%ymm13, %%ymm13, %%ymm13\n\t"
+      "1:\n\t"
+      "vmovdqa (%[b]), %%ymm0\n\tvmovdqa 32(%[b]), %%ymm1\n\tvmovdqa 64(%[b]), %%ymm2\n\tvmovdqa 96(%[b]), %%ymm3\n\t"
+      TRIX_GEMV_ROW("128(%[b])", "%%ymm10", "%%ymm11")
+      TRIX_GEMV_ROW("160(%[b])", "%%ymm12", "%%ymm13")
+      "dec %[n]\n\tjnz 1b\n\t"
+      "vpaddw %%ymm10, %%ymm11, %%ymm10\n\tvpaddw %%ymm12, %%ymm13, %%ymm12\n\tvpaddw %%ymm10, %%ymm12, %%ymm10\n\t"
+      "vzeroupper"
+      : [n] "+r"(n)
+      : [b] "r"(buf), [m] "r"(masks)
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
+        "xmm13", "xmm14", "xmm15", "cc", "memory");
+#undef TRIX_GEMV_ROW
+  return 2.0 * static_cast<double>(iters) / seconds_since(t0) / 1e9;
+}
+
 double scalar_add_chain_per_ns(int64_t iters) {
   // One dependent chain of 64-bit adds (latency 1 cycle on every x86 core; a vector add chain is not:
   // Zen 5's vpaddd takes 2): its rate is the core clock in GHz.
@@ -100,6 +137,7 @@ double avx2_maddubs_per_ns(int64_t) { return 0; }
 double avx2_maddubs_shuffle_mix_per_ns(int64_t) { return 0; }
 double avx2_shuffle_per_ns(int64_t) { return 0; }
 double avx2_and_per_ns(int64_t) { return 0; }
+double avx2_gemv_mix_blocks_per_ns(int64_t) { return 0; }
 double scalar_add_chain_per_ns(int64_t) { return 0; }
 double avx2_read_bytes_per_ns(const uint8_t*, int64_t, int) { return 0; }
 }  // namespace trix_bench

@@ -32,6 +32,11 @@ import numpy as np
 
 SHAPES = [(4096, 4096), (2560, 6912), (1024, 1024)]
 SLOW_S = 0.2  # a method whose call takes longer is timed once per round, in the first 3 rounds only
+# Warm mode's untimed calls before each method's timed ones: at least WARM_CALLS and WARM_S of them.
+# One call is not enough everywhere: on Zen 3 the last-level cache is a victim cache, and after another
+# method streamed 64 MiB, a 4 MiB matrix took 3 to 7 calls to be served from it again.
+WARM_CALLS = 2
+WARM_S = 0.01
 
 
 @dataclass
@@ -74,8 +79,8 @@ def cold_layers(bytes_per_layer: int, cold_bytes: int) -> int:
 def _timed_rounds(methods: Sequence[Method], mode: str, min_s: float, per_round: int = 3,
                   max_rounds: int = 200) -> None:
     """Interleaved rounds; in each, every method is set up, then called per_round times (timed), each
-    call on the next layer of its stack in cold mode or on layer 0 after one untimed call in warm
-    mode. Appends (wall µs, thread CPU µs) to m.times[mode + "_wall"/"_cpu"]."""
+    call on the next layer of its stack in cold mode, or on layer 0 in warm mode after untimed calls
+    on it (at least WARM_CALLS and WARM_S; one for a slow method). Appends (wall µs, thread CPU µs) to m.times[mode + "_wall"/"_cpu"]."""
     nxt = {m.name: 0 for m in methods}
     slow = set()
     start = time.perf_counter()
@@ -87,7 +92,11 @@ def _timed_rounds(methods: Sequence[Method], mode: str, min_s: float, per_round:
             if m.setup:
                 m.setup()
             if mode == "warm":
-                m.call(0)
+                t0, calls = time.perf_counter(), 0
+                while calls < (1 if m.name in slow else WARM_CALLS) or (
+                        m.name not in slow and time.perf_counter() - t0 < WARM_S):
+                    m.call(0)
+                    calls += 1
             for _ in range(1 if m.name in slow else per_round):
                 layer = 0 if mode == "warm" else nxt[m.name]
                 nxt[m.name] = (nxt[m.name] + 1) % m.layers
