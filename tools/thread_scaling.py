@@ -25,17 +25,34 @@ def one_run(bench, shapes, ns, level):
             return json.load(f)
 
 
+PREFERRED = ("avx512_vnni", "avx512", "avx2", "neon_dotprod", "neon", "scalar")
+
+
+def best_level(bench):
+    """The first level of PREFERRED that this CPU and build run (trix_bench refuses the others)."""
+    for level in PREFERRED:
+        probe = subprocess.run([bench, "--shapes", "64x128", "--n", "1", "--threads", "1", "--levels", level,
+                                "--ops", "int8", "--min-ms", "1", "--cold-mib", "0"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if probe.returncode == 0:
+            return level
+    raise SystemExit(f"{bench} runs none of the levels {', '.join(PREFERRED)}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", required=True, help="path of the trix_bench binary")
     ap.add_argument("--runs", type=int, default=9, help="trix_bench runs (default 9)")
     ap.add_argument("--shapes", default="4096x4096", help="as trix_bench --shapes (default 4096x4096)")
     ap.add_argument("--n", default="1,64", help="as trix_bench --n (default 1,64)")
-    ap.add_argument("--level", default="avx512_vnni", help="one SIMD level (default avx512_vnni)")
+    ap.add_argument("--level", help="one SIMD level (default: the best this CPU runs)")
     ap.add_argument("--json", help="also write the per-run speedups here")
     a = ap.parse_args(argv)
     if a.runs < 1:
         ap.error(f"argument --runs must be >= 1, got {a.runs}")
+    if a.level is None:
+        a.level = best_level(a.bench)
+        print(f"level {a.level}")
     speedups = {}
     for _ in range(a.runs):
         rows = one_run(a.bench, a.shapes, a.n, a.level)
