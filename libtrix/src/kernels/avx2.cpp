@@ -76,12 +76,9 @@ void micro_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_
 // accumulators, widened every 8 blocks (8 * -4096 = -32768 exactly); the scale-4 sums are multiples
 // of 4, so the shift back is exact, and the int32 total stays within sum(code * x) >= -256 K.
 constexpr int64_t kFlushGemv = 8;
-// 8 groups of 4 rows (32 KiB) ahead: cold 4096 x 4096 on Zen 3 625-915 -> 568-656 us in an A/B run
-// (docs/benchmarks.md); 2 to 64 groups all helped by 10-25%, and none cost anything warm.
-constexpr int64_t kPrefetchGroups = 8;
-
+// Rows r * rs (rs bytes apart) of w; row r's result goes to out[r * os].
 template <int R>
-void gemv_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int32_t sum, int32_t* out) {
+void gemv_i8(const uint8_t* w, int64_t rs, int64_t nb, const int8_t* xr, int32_t sum, int32_t* out, int64_t os) {
   __m256i a[R];
   for (int r = 0; r < R; ++r) a[r] = _mm256_setzero_si256();
   const __m256i m1 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(12), ones = _mm256_set1_epi16(1);
@@ -90,18 +87,13 @@ void gemv_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int32_t
     for (int r = 0; r < R; ++r) h1[r] = h4[r] = _mm256_setzero_si256();
     const int64_t b1 = imin(nb, b0 + kFlushGemv);
     for (int64_t b = b0; b < b1; ++b) {
-      // The weights stream through once: fetch the row group kPrefetchGroups ahead, one 64-byte
-      // line every second block (past the last row the hint is dropped, never faults).
-      if (b & 1)
-        for (int r = 0; r < R; ++r)
-          _mm_prefetch(reinterpret_cast<const char*>(w + (r + kPrefetchGroups * R) * rb + b * 32), _MM_HINT_T0);
       const int8_t* xb = xr + b * 128;
       const __m256i x0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb));
       const __m256i x1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb + 32));
       const __m256i x2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb + 64));
       const __m256i x3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb + 96));
       for (int r = 0; r < R; ++r) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rb + b * 32));
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rs + b * 32));
         const __m256i t = _mm256_srli_epi16(v, 4);
         h1[r] = _mm256_add_epi16(h1[r], _mm256_maddubs_epi16(_mm256_and_si256(v, m1), x0));
         h4[r] = _mm256_add_epi16(h4[r], _mm256_maddubs_epi16(_mm256_and_si256(v, m4), x1));
@@ -114,14 +106,25 @@ void gemv_i8(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int32_t
       a[r] = _mm256_add_epi32(_mm256_add_epi32(a[r], _mm256_madd_epi16(h1[r], ones)),
                               _mm256_srai_epi32(_mm256_madd_epi16(h4[r], ones), 2));
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum_epi32(a[r]) - sum;
+  for (int r = 0; r < R; ++r) out[r * os] = hsum_epi32(a[r]) - sum;
+}
+
+// The GEMV over rows [m0, m1): four rows a quarter of the range apart, so the weights are read as
+// four long sequential streams, which the hardware prefetchers follow; four adjacent rows make a
+// new short stream every 4 KiB. Zen 3, 4096 x 4096, interleaved A/B (docs/benchmarks.md): cold
+// (weights from DRAM) 2.4x faster than adjacent rows, warm 9% faster, from L2 the same.
+void gemv_i8_rows(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int32_t sum, int64_t m0, int64_t m1,
+                  int32_t* out) {
+  const int64_t q = (m1 - m0) / 4;
+  for (int64_t i = 0; i < q; ++i) gemv_i8<4>(w + (m0 + i) * rb, q * rb, nb, xr, sum, out + i, q);
+  for (int64_t m = m0 + 4 * q; m < m1; ++m) gemv_i8<1>(w + m * rb, rb, nb, xr, sum, out + (m - m0), 1);
 }
 
 template <int R>
 void micro_i8_c(int C, const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int64_t kp,
                 const int32_t* sums, int32_t* out, int64_t ldy) {
   switch (C) {
-    case 1: gemv_i8<R>(w, rb, nb, xr, sums[0], out); break;
+    case 1: gemv_i8<R>(w, rb, nb, xr, sums[0], out, 1); break;  // the last activation row of a GEMM
     case 2: micro_i8<R, 2>(w, rb, nb, xr, kp, sums, out, ldy); break;
     case 3: micro_i8<R, 3>(w, rb, nb, xr, kp, sums, out, ldy); break;
     default: micro_i8<R, 4>(w, rb, nb, xr, kp, sums, out, ldy); break;
@@ -143,7 +146,7 @@ void gemm_i8_prep(const int8_t* xr, const int32_t* sums, int64_t n, int64_t k, c
   };
   // One activation row: four weight rows share each activation load. More: two weight rows times
   // up to four activation rows (8 int16 accumulators; each decoded plane used four times).
-  if (n == 1) for_each_block<1, decltype(micro), 4>(n, m0, m1, micro);
+  if (n == 1) gemv_i8_rows(w, rb, nb, xr, sums[0], m0, m1, acc);
   else for_each_block<4, decltype(micro), 2>(n, m0, m1, micro);
 }
 
