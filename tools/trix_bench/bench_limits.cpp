@@ -134,12 +134,14 @@ int run_limits(int, char**) {
   const double madd = best_of(50, avx2_maddubs_per_ns, it / 4), shuf = best_of(50, avx2_shuffle_per_ns, it / 4);
   const double vand = best_of(50, avx2_and_per_ns, it / 4), mix = best_of(50, avx2_maddubs_shuffle_mix_per_ns, it / 4);
   const double gmix = best_of(200, avx2_gemv_mix_blocks_per_ns, it);  // noisier than the one-op loops: more tries
+  const double mmix = best_of(200, avx2_gemm_mix_maddubs_per_ns, it / 4);
   std::printf("one thread; CPU-time rates, best of many ~1 ms runs; core clock (dependent add chain): %.2f GHz\n", ghz);
   std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpmaddubsw ymm (32 int8 MACs each)", madd, madd / ghz);
   std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpshufb ymm (32 table lookups each)", shuf, shuf / ghz);
   std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpmaddubsw + vpshufb interleaved (total)", mix, mix / ghz);
   std::printf("%-44s %8.2f /ns  %5.2f /cycle\n", "vpand ymm", vand, vand / ghz);
   std::printf("%-44s %8.2f /ns  %5.2f cycles each\n", "AVX2 GEMV op mix, 128-weight row blocks (L1)", gmix, ghz / gmix);
+  std::printf("%-44s %8.2f /ns  %5.2f cycles each\n", "AVX2 GEMM op mix, per vpmaddubsw (L1)", mmix, ghz / mmix);
   const double l2 = read_gbs(256 << 10, 256 << 10, 500), l3 = read_gbs(4 << 20, 4 << 20, 20),
                dram = read_gbs(8 * llc, 4 << 20, 2);
   std::printf("%-44s %8.1f GB/s\n", "read bandwidth, 256 KiB (L2)", l2);
@@ -198,6 +200,8 @@ int run_limits(int, char**) {
   std::printf("  %-58s %8.1f\n", "N=1 cold torch float32: 64 MiB at DRAM bandwidth", 16 * wbytes / dram / 1e3);
   std::printf("  %-58s %8.1f\n", "N=1 cold torch int8: 16 MiB at DRAM bandwidth", 4 * wbytes / dram / 1e3);
   std::printf("  %-58s %8.1f\n", "N=64 compute: 64*M*K/32 vpmaddubsw", 64 * macs / 32 / madd / 1e3);
+  if (mmix > 0)
+    std::printf("  %-58s %8.1f\n", "N=64 the AVX2 GEMM's op mix at its L1 rate", 64 * macs / 32 / mmix / 1e3);
   std::printf("  %-58s %8.1f\n", "N=1 warm, two threads: 4 MiB at their summed LLC bandwidth", wbytes / l3x2 / 1e3);
   if (vnni) {
     std::printf("  %-58s %8.1f\n", "N=1 compute: M*K/64 vpdpbusd zmm", macs / 64 / dp / 1e3);

@@ -104,6 +104,87 @@ double avx2_gemv_mix_blocks_per_ns(int64_t iters) {
   return 2.0 * static_cast<double>(iters) / seconds_since(t0) / 1e9;
 }
 
+double avx2_gemm_mix_maddubs_per_ns(int64_t iters) {
+  // The AVX2 int8 GEMM's instructions per block of 128 weights (kernels/avx2.cpp micro_i8, 2 weight
+  // rows x 4 activation rows): 2 weight loads; per plane 2 vpand (and 2 vpsrlw after plane 0), then
+  // per activation row one load, 2 vpmaddubsw and 2 vpaddw into int16 sums. 32 vpmaddubsw per
+  // block; all data in L1, written in asm like the GEMV mix above.
+  alignas(32) static const uint8_t buf[64 + 4 * 128] = {};
+  alignas(32) static const uint8_t mask[32] = {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+                                              3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3};
+  int64_t n = iters;
+  const double t0 = cpu_now();
+  __asm__ volatile(
+      "vmovdqa (%[m]), %%ymm7\n\t"
+      "vpxor %%ymm8, %%ymm8, %%ymm8\n\tvpxor %%ymm9, %%ymm9, %%ymm9\n\tvpxor %%ymm10, %%ymm10, %%ymm10\n\t"
+      "vpxor %%ymm11, %%ymm11, %%ymm11\n\tvpxor %%ymm12, %%ymm12, %%ymm12\n\tvpxor %%ymm13, %%ymm13, %%ymm13\n\t"
+      "vpxor %%ymm14, %%ymm14, %%ymm14\n\tvpxor %%ymm15, %%ymm15, %%ymm15\n\t"
+      "1:\n\t"
+      "vmovdqu (%[b]), %%ymm2\n\tvmovdqu 32(%[b]), %%ymm3\n\t"
+      "vpand %%ymm7, %%ymm2, %%ymm4\n\tvpand %%ymm7, %%ymm3, %%ymm5\n\t"
+      "vmovdqa 64(%[b]), %%ymm0\n\t"
+      "vpmaddubsw %%ymm0, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm8, %%ymm8\n\t"
+      "vpmaddubsw %%ymm0, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm12, %%ymm12\n\t"
+      "vmovdqa 192(%[b]), %%ymm1\n\t"
+      "vpmaddubsw %%ymm1, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm9, %%ymm9\n\t"
+      "vpmaddubsw %%ymm1, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm13, %%ymm13\n\t"
+      "vmovdqa 320(%[b]), %%ymm0\n\t"
+      "vpmaddubsw %%ymm0, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm10, %%ymm10\n\t"
+      "vpmaddubsw %%ymm0, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm14, %%ymm14\n\t"
+      "vmovdqa 448(%[b]), %%ymm1\n\t"
+      "vpmaddubsw %%ymm1, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm11, %%ymm11\n\t"
+      "vpmaddubsw %%ymm1, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm15, %%ymm15\n\t"
+      "vpsrlw $2, %%ymm2, %%ymm4\n\tvpand %%ymm7, %%ymm4, %%ymm4\n\t"
+      "vpsrlw $2, %%ymm3, %%ymm5\n\tvpand %%ymm7, %%ymm5, %%ymm5\n\t"
+      "vmovdqa 96(%[b]), %%ymm0\n\t"
+      "vpmaddubsw %%ymm0, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm8, %%ymm8\n\t"
+      "vpmaddubsw %%ymm0, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm12, %%ymm12\n\t"
+      "vmovdqa 224(%[b]), %%ymm1\n\t"
+      "vpmaddubsw %%ymm1, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm9, %%ymm9\n\t"
+      "vpmaddubsw %%ymm1, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm13, %%ymm13\n\t"
+      "vmovdqa 352(%[b]), %%ymm0\n\t"
+      "vpmaddubsw %%ymm0, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm10, %%ymm10\n\t"
+      "vpmaddubsw %%ymm0, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm14, %%ymm14\n\t"
+      "vmovdqa 480(%[b]), %%ymm1\n\t"
+      "vpmaddubsw %%ymm1, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm11, %%ymm11\n\t"
+      "vpmaddubsw %%ymm1, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm15, %%ymm15\n\t"
+      "vpsrlw $4, %%ymm2, %%ymm4\n\tvpand %%ymm7, %%ymm4, %%ymm4\n\t"
+      "vpsrlw $4, %%ymm3, %%ymm5\n\tvpand %%ymm7, %%ymm5, %%ymm5\n\t"
+      "vmovdqa 128(%[b]), %%ymm0\n\t"
+      "vpmaddubsw %%ymm0, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm8, %%ymm8\n\t"
+      "vpmaddubsw %%ymm0, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm12, %%ymm12\n\t"
+      "vmovdqa 256(%[b]), %%ymm1\n\t"
+      "vpmaddubsw %%ymm1, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm9, %%ymm9\n\t"
+      "vpmaddubsw %%ymm1, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm13, %%ymm13\n\t"
+      "vmovdqa 384(%[b]), %%ymm0\n\t"
+      "vpmaddubsw %%ymm0, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm10, %%ymm10\n\t"
+      "vpmaddubsw %%ymm0, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm14, %%ymm14\n\t"
+      "vmovdqa 512(%[b]), %%ymm1\n\t"
+      "vpmaddubsw %%ymm1, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm11, %%ymm11\n\t"
+      "vpmaddubsw %%ymm1, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm15, %%ymm15\n\t"
+      "vpsrlw $6, %%ymm2, %%ymm4\n\tvpand %%ymm7, %%ymm4, %%ymm4\n\t"
+      "vpsrlw $6, %%ymm3, %%ymm5\n\tvpand %%ymm7, %%ymm5, %%ymm5\n\t"
+      "vmovdqa 160(%[b]), %%ymm0\n\t"
+      "vpmaddubsw %%ymm0, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm8, %%ymm8\n\t"
+      "vpmaddubsw %%ymm0, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm12, %%ymm12\n\t"
+      "vmovdqa 288(%[b]), %%ymm1\n\t"
+      "vpmaddubsw %%ymm1, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm9, %%ymm9\n\t"
+      "vpmaddubsw %%ymm1, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm13, %%ymm13\n\t"
+      "vmovdqa 416(%[b]), %%ymm0\n\t"
+      "vpmaddubsw %%ymm0, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm10, %%ymm10\n\t"
+      "vpmaddubsw %%ymm0, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm14, %%ymm14\n\t"
+      "vmovdqa 544(%[b]), %%ymm1\n\t"
+      "vpmaddubsw %%ymm1, %%ymm4, %%ymm6\n\tvpaddw %%ymm6, %%ymm11, %%ymm11\n\t"
+      "vpmaddubsw %%ymm1, %%ymm5, %%ymm6\n\tvpaddw %%ymm6, %%ymm15, %%ymm15\n\t"
+      "dec %[n]\n\tjnz 1b\n\t"
+      "vzeroupper"
+      : [n] "+r"(n)
+      : [b] "r"(buf), [m] "r"(mask)
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
+        "xmm13", "xmm14", "xmm15", "cc", "memory");
+  return 32.0 * static_cast<double>(iters) / seconds_since(t0) / 1e9;
+}
+
 double scalar_add_chain_per_ns(int64_t iters) {
   // One dependent chain of 64-bit adds (latency 1 cycle on every x86 core; a vector add chain is not:
   // Zen 5's vpaddd takes 2): its rate is the core clock in GHz.
@@ -138,6 +219,7 @@ double avx2_maddubs_shuffle_mix_per_ns(int64_t) { return 0; }
 double avx2_shuffle_per_ns(int64_t) { return 0; }
 double avx2_and_per_ns(int64_t) { return 0; }
 double avx2_gemv_mix_blocks_per_ns(int64_t) { return 0; }
+double avx2_gemm_mix_maddubs_per_ns(int64_t) { return 0; }
 double scalar_add_chain_per_ns(int64_t) { return 0; }
 double avx2_read_bytes_per_ns(const uint8_t*, int64_t, int) { return 0; }
 }  // namespace trix_bench
