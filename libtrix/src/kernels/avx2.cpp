@@ -112,7 +112,7 @@ void gemv_i8(const uint8_t* w, int64_t rs, int64_t nb, const int8_t* xr, int32_t
 // The GEMV over rows [m0, m1): four rows a quarter of the range apart, so the weights are read as
 // four long sequential streams, which the hardware prefetchers follow; four adjacent rows make a
 // new short stream every 4 KiB. Zen 3, 4096 x 4096, interleaved A/B (docs/benchmarks.md): cold
-// (weights from DRAM) 2.4x faster than adjacent rows, warm 9% faster, from L2 the same.
+// (weights from DRAM) 2.1-2.6x faster than adjacent rows, warm 4-9% faster, from L2 the same.
 void gemv_i8_rows(const uint8_t* w, int64_t rb, int64_t nb, const int8_t* xr, int32_t sum, int64_t m0, int64_t m1,
                   int32_t* out) {
   const int64_t q = (m1 - m0) / 4;

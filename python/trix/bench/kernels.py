@@ -80,7 +80,8 @@ def _timed_rounds(methods: Sequence[Method], mode: str, min_s: float, per_round:
                   max_rounds: int = 200) -> None:
     """Interleaved rounds; in each, every method is set up, then called per_round times (timed), each
     call on the next layer of its stack in cold mode, or on layer 0 in warm mode after untimed calls
-    on it (at least WARM_CALLS and WARM_S; one for a slow method). Appends (wall µs, thread CPU µs) to m.times[mode + "_wall"/"_cpu"]."""
+    on it (at least WARM_CALLS and WARM_S; one for a slow method). Appends (wall µs, thread CPU µs)
+    to m.times[mode + "_wall"/"_cpu"]."""
     nxt = {m.name: 0 for m in methods}
     slow = set()
     start = time.perf_counter()
