@@ -4,10 +4,13 @@
 //     or table: a vpshufb lookup also yields 32 bytes, and an exact int16 table over 2 weights needs
 //     two of them, lo and hi bytes, per 64 MACs, i.e. the same count as vpmaddubsw);
 //   memory: the packed weights (M*K/4 bytes) at the read bandwidth of the level they live in
-//     (the cold model-sized mode: DRAM; warm: the last-level cache).
-// The int8 GEMV itself is timed from L2 (128 rows), where neither memory level limits it. On CPUs
-// with AVX-512 VNNI also: zmm vpdpbusd alone and with the GEMM's decode ops (shifts, masks, loads)
-// mixed in, and the last-level cache read by two threads at once (the two-thread GEMV's limit).
+//     (the cold model-sized mode: DRAM; warm: the last-level cache), and the last-level cache read
+//     by two threads at once (the two-thread GEMV's limit);
+//   the instruction mix: the AVX2 GEMV's and GEMM's own loops, in asm from L1 (what the core retires
+//     per 128 weights or per vpmaddubsw once every other limit is gone).
+// The int8 GEMV itself is timed from L2 (128 rows), where neither memory level limits it, and from
+// the LLC (4096 rows) with its spread; the LLC read is also timed pass by pass. On CPUs with
+// AVX-512 VNNI also: zmm vpdpbusd alone and with the GEMM's decode ops (shifts, masks, loads) mixed in.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>

@@ -76,11 +76,11 @@ Timing time_calls(const std::function<void()>& f, double min_ms) {
     total += us;
   }
   Timing t;
-  t.best = *std::min_element(wall.begin(), wall.end());
-  t.wall = median(wall);
-  t.cpu = median(cpu);
   std::sort(wall.begin(), wall.end());
+  t.best = wall.front();
+  t.wall = wall[wall.size() / 2];
   t.p90 = wall[wall.size() * 9 / 10];
+  t.cpu = median(cpu);
   return t;
 }
 

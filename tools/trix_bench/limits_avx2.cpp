@@ -67,6 +67,11 @@ double avx2_and_per_ns(int64_t iters) {
   return chains_per_ns([](__m256i a, __m256i b) { return _mm256_and_si256(a, b); }, iters);
 }
 
+// The asm loops below use every vector register.
+#define TRIX_ALL_YMM                                                                                    \
+  "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", \
+      "xmm13", "xmm14", "xmm15"
+
 double avx2_gemv_mix_blocks_per_ns(int64_t iters) {
   // The AVX2 int8 GEMV's instructions per 128 weights of one row (kernels/avx2.cpp gemv_i8): one
   // weight load, vpsrlw, 4 vpand, 4 vpmaddubsw, 4 vpaddw into two int16 sums; two rows per
@@ -98,8 +103,7 @@ double avx2_gemv_mix_blocks_per_ns(int64_t iters) {
       "vzeroupper"
       : [n] "+r"(n)
       : [b] "r"(buf), [m] "r"(masks)
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
-        "xmm13", "xmm14", "xmm15", "cc", "memory");
+      : TRIX_ALL_YMM, "cc", "memory");
 #undef TRIX_GEMV_ROW
   return 2.0 * static_cast<double>(iters) / seconds_since(t0) / 1e9;
 }
@@ -180,8 +184,7 @@ double avx2_gemm_mix_maddubs_per_ns(int64_t iters) {
       "vzeroupper"
       : [n] "+r"(n)
       : [b] "r"(buf), [m] "r"(mask)
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
-        "xmm13", "xmm14", "xmm15", "cc", "memory");
+      : TRIX_ALL_YMM, "cc", "memory");
   return 32.0 * static_cast<double>(iters) / seconds_since(t0) / 1e9;
 }
 

@@ -184,7 +184,7 @@ void quantize_i8(const float* x, int64_t k, float inv, int8_t* xq) {
   }
   for (; c < k; ++c) {
     const int r = _mm_cvtss_si32(_mm_set_ss(x[c] * inv));
-    xq[c] = static_cast<int8_t>(r < -128 ? -128 : (r > 127 ? 127 : r));
+    xq[c] = clamp_i8(r);
   }
 }
 
@@ -196,7 +196,7 @@ void rescale_i32(const int32_t* acc, int64_t n, float s, const float* sc, float*
     const __m256 a = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + j)));
     _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_mul_ps(a, sv), _mm256_loadu_ps(sc + j)));
   }
-  for (; j < n; ++j) y[j] = static_cast<float>(acc[j]) * s * sc[j];
+  rescale_tail(acc, j, n, s, sc, y);
 }
 
 // ---------------------------------------------------------------- float activations

@@ -189,7 +189,7 @@ void rescale_i32(const int32_t* acc, int64_t n, float s, const float* sc, float*
   int64_t j = 0;
   for (; j + 4 <= n; j += 4)
     vst1q_f32(y + j, vmulq_f32(vmulq_n_f32(vcvtq_f32_s32(vld1q_s32(acc + j)), s), vld1q_f32(sc + j)));
-  for (; j < n; ++j) y[j] = static_cast<float>(acc[j]) * s * sc[j];
+  rescale_tail(acc, j, n, s, sc, y);
 }
 
 // fcvtns rounds half to even, as nearbyint does in the default rounding mode; |x * inv| <= 127.
@@ -203,7 +203,7 @@ void quantize_i8(const float* x, int64_t k, float inv, int8_t* xq) {
   }
   for (; c < k; ++c) {
     const int32_t r = vcvtns_s32_f32(x[c] * inv);
-    xq[c] = static_cast<int8_t>(r < -128 ? -128 : (r > 127 ? 127 : r));
+    xq[c] = clamp_i8(r);
   }
 }
 

@@ -57,6 +57,15 @@ inline uint32_t absmax_bits_tail(const float* x, int64_t c0, int64_t k, uint32_t
   return r;
 }
 
+// The SIMD quantizers' scalar tails: the clamp of a value already rounded half to even (the rule of
+// the scalar reference, kernels/scalar.cpp).
+inline int8_t clamp_i8(int32_t r) { return static_cast<int8_t>(r < -128 ? -128 : (r > 127 ? 127 : r)); }
+
+// rescale_i32 for the entries j..n-1 past a level's last full vector.
+inline void rescale_tail(const int32_t* acc, int64_t j, int64_t n, float s, const float* sc, float* y) {
+  for (; j < n; ++j) y[j] = static_cast<float>(acc[j]) * s * sc[j];
+}
+
 // gemm_i8 from a level's two steps: its activation layout in this thread's scratch, then the product.
 template <typename RowBytes, typename Prep, typename GemmPrep>
 inline void gemm_i8_two_step(RowBytes row_bytes, Prep prep, GemmPrep gemm, const int8_t* xq, int64_t n, int64_t k,
